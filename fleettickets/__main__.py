@@ -1,0 +1,5 @@
+"""Allows ``python -m fleettickets``."""
+
+from fleettickets.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""The `fleettickets` command line: parses options and calls one library function per command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import cached_property
+
+import click
+
+from fleettickets import __version__
+from fleettickets import migrate as migrations
+from fleettickets.errors import EXIT_USAGE, FleetTicketsError
+from fleettickets.logs import redact, setup_logging
+from fleettickets.settings import Settings
+
+logger = logging.getLogger("fleettickets")
+
+
+class App:
+    """Per-invocation state; settings load lazily so `--help` never needs them."""
+
+    def __init__(self, verbosity: int) -> None:
+        self.verbosity = verbosity
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = Settings.from_env()
+        setup_logging(self.verbosity, secrets=settings.secrets())
+        return settings
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fleettickets")
+@click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Load the INC ticket change stream into PostGIS for the live map and SLA picture.
+
+    Settings come from the environment or a .env file in the working
+    directory (see .env.example). Commands that write are dry runs unless
+    given --apply.
+    """
+    verbosity = -1 if quiet else verbose
+    setup_logging(verbosity)
+    ctx.obj = App(verbosity)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List pending migrations; change nothing.")
+@pass_app
+def migrate(app: App, dry_run: bool) -> None:
+    """Apply pending schema migrations (migrations/NN_name.sql) in order.
+
+    Each file runs in its own transaction and is recorded with its sha256 in
+    tickets.schema_migrations; an applied file that has since changed is refused.
+
+    Example: fleettickets migrate --dry-run
+    """
+    plan = migrations.migrate_database(app.settings, dry_run=dry_run)
+    verb = "would apply" if dry_run else "applied"
+    for migration in plan.pending:
+        click.echo(f"{verb} {migration.filename}")
+    if not plan.pending:
+        click.echo(f"schema is up to date ({len(plan.applied)} migrations applied)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: library errors become one line on stderr and a documented exit status."""
+    try:
+        cli.main(args=argv, prog_name="fleettickets", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except FleetTicketsError as exc:
+        secrets = _known_secrets()
+        click.echo(f"Error: {redact(str(exc), secrets)}", err=True)
+        sys.exit(exc.exit_status)
+    sys.exit(0)
+
+
+def _known_secrets() -> list[str]:
+    try:
+        return Settings.from_env().secrets()
+    except FleetTicketsError:
+        return []

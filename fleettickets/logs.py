@@ -1,0 +1,92 @@
+"""Logging set-up: readable lines on a terminal, one JSON object per event elsewhere, secrets masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+RUN_ID = uuid.uuid4().hex[:12]
+
+# Attributes every LogRecord has; anything else came in through `extra=` and is
+# part of the event's payload.
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_URL_KEY = re.compile(r"(?i)([?&](?:key|api_key|apikey|token|access_token)=)[^&\s'\"]+")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask `key=` query parameters and every literal secret value in `text`."""
+    text = _URL_KEY.sub(r"\1***", text)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message and extras with secrets masked."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        if record.exc_info:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(formatted, self.secrets)
+            record.exc_info = None
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, name, redact(value, self.secrets))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "run_id": RUN_ID,
+            "msg": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD_ATTRS and name not in event:
+                event[name] = value
+        if record.exc_text:
+            event["exc"] = record.exc_text
+        return json.dumps(event, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+
+
+def setup_logging(
+    verbosity: int = 0, *, secrets: Iterable[str] = (), json_lines: bool | None = None
+) -> None:
+    """Configure the root logger once per process; verbosity -1 quiet, 0 info, 1+ debug."""
+    stream = sys.stderr
+    if json_lines is None:
+        json_lines = not stream.isatty()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_fleettickets", False):
+            root.removeHandler(old)
+    handler._fleettickets = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logging.getLogger("fleettickets").setLevel(level)
+    root.setLevel(logging.WARNING)
+    # Chatty libraries stay at WARNING even with -v.
+    for name in ("botocore", "boto3", "urllib3", "httpx", "httpcore", "s3transfer"):
+        logging.getLogger(name).setLevel(logging.WARNING)

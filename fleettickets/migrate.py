@@ -1,0 +1,179 @@
+"""Schema migrations: plain SQL files applied in order, recorded with a checksum, under a lock."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from fleettickets.db import connect, job_lock
+from fleettickets.errors import MigrationError
+from fleettickets.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_NAME = re.compile(r"^(\d{2,4})_[a-z0-9_]+\.sql$")
+
+LEDGER_DDL = """
+CREATE SCHEMA IF NOT EXISTS tickets;
+CREATE TABLE IF NOT EXISTS tickets.schema_migrations (
+    filename    text PRIMARY KEY,
+    checksum    text NOT NULL,
+    description text,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    filename: str
+    number: int
+    sql: str
+    checksum: str
+    description: str
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    applied: list[str]
+    pending: list[Migration]
+
+
+def default_migrations_dir() -> Path:
+    """The repository's `migrations/`, or the copy packaged inside the wheel."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir.parent / "migrations", package_dir / "_migrations"):
+        if candidate.is_dir():
+            return candidate
+    raise MigrationError(f"no migrations folder found next to {package_dir}")
+
+
+def read_migrations(directory: Path) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = MIGRATION_NAME.match(path.name)
+        if not match:
+            raise MigrationError(
+                f"{path.name}: migration files must be named NN_lowercase_name.sql"
+            )
+        sql = path.read_text(encoding="utf-8")
+        migrations.append(
+            Migration(
+                filename=path.name,
+                number=int(match.group(1)),
+                sql=sql,
+                checksum=hashlib.sha256(sql.encode("utf-8")).hexdigest(),
+                description=_leading_comment(sql),
+            )
+        )
+    migrations.sort(key=lambda m: m.number)
+    seen: dict[int, str] = {}
+    for m in migrations:
+        if m.number in seen:
+            raise MigrationError(
+                f"{seen[m.number]} and {m.filename} share the number {m.number}"
+            )
+        seen[m.number] = m.filename
+    return migrations
+
+
+def _leading_comment(sql: str) -> str:
+    lines = []
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("--"):
+            break
+        lines.append(stripped.lstrip("-").strip())
+    return " ".join(part for part in lines if part)
+
+
+def _ledger(conn: psycopg.Connection) -> dict[str, str]:
+    exists = conn.execute(
+        "SELECT to_regclass('tickets.schema_migrations') IS NOT NULL"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return {}
+    rows = conn.execute("SELECT filename, checksum FROM tickets.schema_migrations")
+    return dict(rows.fetchall())
+
+
+def plan(conn: psycopg.Connection, migrations: list[Migration]) -> MigrationPlan:
+    """Compare files with the ledger; refuse drift and files that vanished."""
+    ledger = _ledger(conn)
+    by_name = {m.filename: m for m in migrations}
+    for filename, checksum in sorted(ledger.items()):
+        migration = by_name.get(filename)
+        if migration is None:
+            raise MigrationError(
+                f"{filename} is recorded as applied but is missing from the migrations "
+                "folder; restore it (applied migrations are never deleted)"
+            )
+        if migration.checksum != checksum:
+            raise MigrationError(
+                f"{filename} has changed since it was applied (checksum drift: "
+                f"applied {checksum[:12]}, file {migration.checksum[:12]}); applied "
+                "migrations are never edited: revert the file and add a new migration"
+            )
+    pending = [m for m in migrations if m.filename not in ledger]
+    applied_numbers = [by_name[f].number for f in ledger]
+    if pending and applied_numbers and pending[0].number < max(applied_numbers):
+        raise MigrationError(
+            f"{pending[0].filename} is numbered below an applied migration; "
+            "renumber it after the newest applied one"
+        )
+    return MigrationPlan(applied=sorted(ledger), pending=pending)
+
+
+def pending_migrations(conn: psycopg.Connection, directory: Path | None = None) -> MigrationPlan:
+    """What `migrate` would do, without taking the lock or writing anything."""
+    return plan(conn, read_migrations(directory or default_migrations_dir()))
+
+
+def apply_migrations(
+    conn: psycopg.Connection, directory: Path | None = None
+) -> list[str]:
+    """Apply every pending migration, each in its own transaction; return their names.
+
+    Concurrent runs queue on an advisory lock and then find nothing left to do,
+    so a migration is never applied twice.
+    """
+    migrations = read_migrations(directory or default_migrations_dir())
+    applied: list[str] = []
+    with job_lock(conn, "migrate", wait=True):
+        with conn.transaction():
+            conn.execute(LEDGER_DDL)
+        for migration in plan(conn, migrations).pending:
+            logger.info("applying %s", migration.filename, extra={"migration": migration.filename})
+            try:
+                with conn.transaction():
+                    conn.execute(migration.sql)
+                    conn.execute(
+                        "INSERT INTO tickets.schema_migrations "
+                        "(filename, checksum, description) VALUES (%s, %s, %s)",
+                        (migration.filename, migration.checksum, migration.description),
+                    )
+            except psycopg.Error as exc:
+                raise MigrationError(
+                    f"{migration.filename} failed and was rolled back: "
+                    f"{str(exc).strip()}"
+                ) from None
+            applied.append(migration.filename)
+    return applied
+
+
+def migrate_database(settings: Settings, *, dry_run: bool = False) -> MigrationPlan:
+    """The `migrate` command: returns what was (or, dry, would be) applied."""
+    with connect(settings, autocommit=True) as conn:
+        if dry_run:
+            return pending_migrations(conn)
+        before = _ledger(conn)
+        applied = apply_migrations(conn)
+        return MigrationPlan(
+            applied=sorted(before),
+            pending=[m for m in read_migrations(default_migrations_dir()) if m.filename in applied],
+        )

@@ -1,0 +1,132 @@
+"""Settings: the one door through which configuration enters, from the environment and `.env`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from fleettickets.errors import ConfigError
+
+GEOCODER_PROVIDERS = ("locationiq", "opencage")
+
+# Setting name -> environment variable, for messages that name the variable.
+ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "s3_endpoint": "RUSTFS_ENDPOINT",
+    "s3_access_key_id": "RUSTFS_ACCESS_KEY_ID",
+    "s3_secret_access_key": "RUSTFS_SECRET_ACCESS_KEY",
+    "s3_bucket": "RUSTFS_BUCKET",
+    "s3_region": "RUSTFS_REGION",
+    "inc_prefix": "INC_PREFIX",
+    "geocoder_provider": "GEOCODER_PROVIDER",
+    "geocoder_api_key": "GEOCODER_API_KEY",
+    "geocoder_base_url": "GEOCODER_BASE_URL",
+}
+SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_bucket: str = "tickets"
+    s3_region: str = "us-east-1"
+    inc_prefix: str = "automations/inc/"
+    geocoder_provider: str | None = None
+    geocoder_api_key: str | None = None
+    geocoder_base_url: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
+    ) -> Settings:
+        """Read settings; real environment variables win over the `.env` file."""
+        merged: dict[str, str] = {}
+        dotenv_path = env_file if env_file is not None else Path(".env")
+        if dotenv_path.is_file():
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v})
+        merged.update(os.environ if environ is None else environ)
+        values = {}
+        for field in fields(cls):
+            raw = merged.get(ENV_NAMES[field.name], "").strip()
+            if raw:
+                values[field.name] = raw
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.database_url is not None:
+            scheme = urlsplit(self.database_url).scheme
+            if scheme not in ("postgres", "postgresql"):
+                raise ConfigError(
+                    "DATABASE_URL must be a postgresql:// URL "
+                    f"(got a value starting with {scheme or 'no scheme'!r})"
+                )
+        for name in ("s3_endpoint", "geocoder_base_url"):
+            value = getattr(self, name)
+            if value is not None and urlsplit(value).scheme not in ("http", "https"):
+                raise ConfigError(f"{ENV_NAMES[name]} must be an http:// or https:// URL")
+        if not self.inc_prefix.endswith("/"):
+            raise ConfigError("INC_PREFIX must end with '/' (e.g. automations/inc/)")
+        if self.inc_prefix.startswith("/"):
+            raise ConfigError("INC_PREFIX must not start with '/'")
+        if (
+            self.geocoder_provider is not None
+            and self.geocoder_provider.lower() not in GEOCODER_PROVIDERS
+        ):
+            raise ConfigError(
+                "GEOCODER_PROVIDER must be one of " + ", ".join(GEOCODER_PROVIDERS)
+            )
+
+    def require(self, *names: str) -> None:
+        """Fail with a message naming the variable when a needed setting is missing."""
+        missing = [ENV_NAMES[n] for n in names if getattr(self, n) in (None, "")]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
+                "(set it in the environment or in .env; see .env.example)"
+            )
+
+    @property
+    def changes_prefix(self) -> str:
+        return f"{self.inc_prefix}changes/"
+
+    @property
+    def processed_prefix(self) -> str:
+        return f"{self.inc_prefix}processed/"
+
+    def secrets(self) -> list[str]:
+        """Every secret value in force, for log redaction."""
+        values = [getattr(self, name) for name in SECRET_FIELDS]
+        if self.database_url:
+            password = urlsplit(self.database_url).password
+            values.append(password)
+        return [v for v in values if v]
+
+    def redacted(self) -> dict[str, str | None]:
+        """The settings as a dict that is safe to print."""
+        shown: dict[str, str | None] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name in SECRET_FIELDS and value:
+                value = "***"
+            elif field.name == "database_url" and value:
+                value = redact_url_password(value)
+            shown[ENV_NAMES[field.name]] = value
+        return shown
+
+
+def redact_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
