@@ -10,7 +10,18 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-RUN_ID = uuid.uuid4().hex[:12]
+_run_id = uuid.uuid4().hex[:12]
+
+
+def new_run_id() -> str:
+    """Start a new run: every log event from now on carries this id."""
+    global _run_id
+    _run_id = uuid.uuid4().hex[:12]
+    return _run_id
+
+
+def current_run_id() -> str:
+    return _run_id
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is
 # part of the event's payload.
@@ -52,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "run_id": RUN_ID,
+            "run_id": _run_id,
             "msg": record.getMessage(),
         }
         for name, value in vars(record).items():

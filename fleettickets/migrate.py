@@ -177,3 +177,13 @@ def migrate_database(settings: Settings, *, dry_run: bool = False) -> MigrationP
             applied=sorted(before),
             pending=[m for m in read_migrations(default_migrations_dir()) if m.filename in applied],
         )
+
+
+def require_current_schema(conn: psycopg.Connection) -> None:
+    """Jobs refuse to run against a schema that is behind the code."""
+    pending = pending_migrations(conn).pending
+    if pending:
+        raise MigrationError(
+            f"the database schema is behind ({len(pending)} pending, first "
+            f"{pending[0].filename}); run `fleettickets migrate` first"
+        )

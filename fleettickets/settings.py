@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 
 from fleettickets.errors import ConfigError
 
-GEOCODER_PROVIDERS = ("locationiq", "opencage")
+GEOCODER_PROVIDERS = ("locationiq", "opencage", "nominatim")
 
 # Setting name -> environment variable, for messages that name the variable.
 ENV_NAMES = {
@@ -90,9 +90,10 @@ class Settings:
         """Fail with a message naming the variable when a needed setting is missing."""
         missing = [ENV_NAMES[n] for n in names if getattr(self, n) in (None, "")]
         if missing:
+            verb, pronoun = ("is", "it") if len(missing) == 1 else ("are", "them")
             raise ConfigError(
-                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
-                "(set it in the environment or in .env; see .env.example)"
+                f"{', '.join(missing)} {verb} not set "
+                f"(set {pronoun} in the environment or in .env; see .env.example)"
             )
 
     @property

@@ -35,7 +35,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a postgresql:// URL"),
         ({"RUSTFS_ENDPOINT": "localhost:9000"}, "RUSTFS_ENDPOINT must be an http:// or https:// URL"),
         ({"INC_PREFIX": "automations/inc"}, "INC_PREFIX must end with '/'"),
-        ({"GEOCODER_PROVIDER": "google"}, "GEOCODER_PROVIDER must be one of locationiq, opencage"),
+        ({"GEOCODER_PROVIDER": "google"}, "GEOCODER_PROVIDER must be one of locationiq, opencage, nominatim"),
     ],
 )
 def test_malformed_settings_name_the_variable(env: dict[str, str], message: str) -> None:
