@@ -108,17 +108,58 @@ $$;
 
 CREATE FUNCTION tickets.trg_resolve_geometry() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    resolved record;
 BEGIN
-    SELECT r.geom, r.geo_source INTO NEW.geom, NEW.geo_source
-      FROM tickets.resolve_geometry(NEW.raw) r;
+    resolved := tickets.resolve_geometry(NEW.raw);
+    NEW.geom := resolved.geom;
+    NEW.geo_source := resolved.geo_source;
     RETURN NEW;
 END
 $$;
 
-CREATE TRIGGER inc_resolve_geometry BEFORE INSERT OR UPDATE ON tickets.inc
+-- On update only when a field that places the ticket changed: most deltas
+-- change a status, and skipping the lookups keeps large loads fast. After the
+-- gazetteers change, tickets.refresh_geometry() re-resolves the tickets affected.
+CREATE TRIGGER inc_resolve_geometry_insert BEFORE INSERT ON tickets.inc
     FOR EACH ROW EXECUTE FUNCTION tickets.trg_resolve_geometry();
-CREATE TRIGGER crq_resolve_geometry BEFORE INSERT OR UPDATE ON tickets.crq
+CREATE TRIGGER inc_resolve_geometry_update BEFORE UPDATE OF raw ON tickets.inc
+    FOR EACH ROW WHEN (
+        OLD.raw -> 'latitude' IS DISTINCT FROM NEW.raw -> 'latitude'
+        OR OLD.raw -> 'longitude' IS DISTINCT FROM NEW.raw -> 'longitude'
+        OR OLD.raw -> 'location_name' IS DISTINCT FROM NEW.raw -> 'location_name'
+        OR OLD.raw -> 'cluster' IS DISTINCT FROM NEW.raw -> 'cluster')
+    EXECUTE FUNCTION tickets.trg_resolve_geometry();
+CREATE TRIGGER crq_resolve_geometry_insert BEFORE INSERT ON tickets.crq
     FOR EACH ROW EXECUTE FUNCTION tickets.trg_resolve_geometry();
+CREATE TRIGGER crq_resolve_geometry_update BEFORE UPDATE OF raw ON tickets.crq
+    FOR EACH ROW WHEN (
+        OLD.raw -> 'latitude' IS DISTINCT FROM NEW.raw -> 'latitude'
+        OR OLD.raw -> 'longitude' IS DISTINCT FROM NEW.raw -> 'longitude'
+        OR OLD.raw -> 'location_name' IS DISTINCT FROM NEW.raw -> 'location_name'
+        OR OLD.raw -> 'cluster' IS DISTINCT FROM NEW.raw -> 'cluster')
+    EXECUTE FUNCTION tickets.trg_resolve_geometry();
+
+-- Re-resolve the INC tickets whose point may have moved because a gazetteer
+-- row changed (NULL keys: every ticket). Returns how many tickets moved.
+CREATE FUNCTION tickets.refresh_geometry(p_location_keys text[] DEFAULT NULL,
+                                         p_cluster_keys text[] DEFAULT NULL)
+RETURNS integer LANGUAGE sql AS $$
+    WITH moved AS (
+        UPDATE tickets.inc t
+           SET geom = r.geom, geo_source = r.geo_source
+          FROM tickets.inc src
+          CROSS JOIN LATERAL tickets.resolve_geometry(src.raw) r
+         WHERE t.ticket_id = src.ticket_id
+           AND ((p_location_keys IS NULL AND p_cluster_keys IS NULL)
+                OR tickets.place_key(src.raw ->> 'location_name') = ANY (p_location_keys)
+                OR tickets.place_key(src.raw ->> 'cluster') = ANY (p_cluster_keys))
+           AND (t.geo_source IS DISTINCT FROM r.geo_source
+                OR NOT (t.geom IS NOT DISTINCT FROM r.geom))
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM moved
+$$;
 
 -- The live map: a GeoJSON FeatureCollection plus a summary that also counts the
 -- tickets that could not be placed, so the map never hides them silently.

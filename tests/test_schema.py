@@ -139,12 +139,29 @@ def test_geometry_precedence_feed_location_cluster_none(conn: psycopg.Connection
     }
 
 
-def test_update_re_resolves_geometry(conn: psycopg.Connection) -> None:
-    insert(conn, "T1", {"location_name": "Umoja Market", "cluster": "Umoja"})
-    assert row(conn, "T1", "geo_source") == (None,)
+def test_moving_a_ticket_re_resolves_its_geometry(conn: psycopg.Connection) -> None:
     add_cluster(conn, "Umoja", -1.28, 36.89)
-    conn.execute("UPDATE tickets.inc SET raw = raw WHERE ticket_id = 'T1'")
+    insert(conn, "T1", {"location_name": "Umoja Market", "cluster": "Nowhere", "status": "open"})
+    assert row(conn, "T1", "geo_source") == (None,)
+    conn.execute("""UPDATE tickets.inc SET raw = raw || '{"status": "closed"}' WHERE ticket_id = 'T1'""")
+    assert row(conn, "T1", "geo_source") == (None,)
+    conn.execute("""UPDATE tickets.inc SET raw = raw || '{"cluster": "UMOJA"}' WHERE ticket_id = 'T1'""")
     assert row(conn, "T1", "geo_source") == ("cluster",)
+
+
+def test_refresh_geometry_after_the_gazetteer_changes(conn: psycopg.Connection) -> None:
+    insert(conn, "T1", {"location_name": "Umoja Market", "cluster": "Umoja"})
+    insert(conn, "T2", {"location_name": "Kayole Stage", "cluster": "Kayole"})
+    add_cluster(conn, "Umoja", -1.28, 36.89)
+    add_cluster(conn, "Kayole", -1.27, 36.91)
+    assert conn.execute("SELECT tickets.refresh_geometry(NULL, ARRAY['umoja'])").fetchone() == (1,)
+    assert row(conn, "T1", "geo_source") == ("cluster",)
+    assert row(conn, "T2", "geo_source") == (None,)
+    add_location(conn, "Umoja Market", -1.281, 36.891)
+    assert conn.execute("SELECT tickets.refresh_geometry()").fetchone() == (2,)
+    assert row(conn, "T1", "geo_source") == ("location",)
+    assert row(conn, "T2", "geo_source") == ("cluster",)
+    assert conn.execute("SELECT tickets.refresh_geometry()").fetchone() == (0,)
 
 
 def test_fn_tickets_for_map_geojson_and_summary(conn: psycopg.Connection) -> None:
