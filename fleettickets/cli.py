@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 from functools import cached_property
+from pathlib import Path
 
 import click
+import psycopg
 
 from fleettickets import __version__
+from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
-from fleettickets.errors import EXIT_USAGE, FleetTicketsError
+from fleettickets import report
+from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, FleetTicketsError
 from fleettickets.logs import redact, setup_logging
 from fleettickets.settings import Settings
 
@@ -69,6 +73,31 @@ def migrate(app: App, dry_run: bool) -> None:
         click.echo(f"schema is up to date ({len(plan.applied)} migrations applied)")
 
 
+@cli.command()
+@click.option("--apply", is_flag=True, help="Write to the database and archive files (default: dry run).")
+@click.option("--from-bucket", is_flag=True, help="Read the bucket's changes/ folder (the default).")
+@click.option(
+    "--inc-csv", "inc_csv", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ingest this local change file instead of the bucket (repeatable, applied in the given order).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_app
+def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], as_json: bool) -> None:
+    """Apply every change file not yet ingested, oldest first, one transaction each.
+
+    Without --apply nothing is written: each pending file is loaded inside a
+    transaction that is rolled back, and the would-be counts are printed.
+
+    Example: fleettickets ingest --apply
+    """
+    if inc_csv and from_bucket:
+        raise click.UsageError("--inc-csv and --from-bucket are alternatives")
+    result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None)
+    click.echo(report.ingest_json(result) if as_json else report.ingest_text(result))
+    if not result.ok:
+        sys.exit(EXIT_FAILURE)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one line on stderr and a documented exit status."""
     try:
@@ -82,9 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except FleetTicketsError as exc:
-        secrets = _known_secrets()
-        click.echo(f"Error: {redact(str(exc), secrets)}", err=True)
+        click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
         sys.exit(exc.exit_status)
+    except psycopg.Error as exc:
+        # Expected failures are FleetTicketsError; this is the last line of defence.
+        message = f"database error: {type(exc).__name__}: {str(exc).strip()}"
+        click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
+        sys.exit(EXIT_FAILURE)
     sys.exit(0)
 
 

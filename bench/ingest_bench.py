@@ -1,0 +1,136 @@
+"""Ingestion benchmark: a 1,000,000-row baseline and a 20,000-row delta against the COPY floor.
+
+Usage: uv run python bench/ingest_bench.py [--rows N] [--delta-rows N]
+
+It starts (or reuses, with BENCH_DATABASE_URL) a PostgreSQL server, creates a
+fresh database with every migration, writes the sample CSVs, and prints:
+- the ingest's wall time, rows/s and peak RSS (the CLI in a child process);
+- the floor on the same CSV in the same run: COPY into an unlogged staging table
+  of text columns, then one INSERT ... SELECT of ticket_id and the row as jsonb
+  into a plain table with only a primary key; and the ratio ingest / floor;
+- a run with nothing new, and a 2,000-row delta, as wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+from fleettickets.localdb import ensure_cluster, stop_cluster
+from fleettickets.migrate import apply_migrations
+from fleettickets.sample_stream import write_baseline_csv, write_delta_csv
+
+BENCH_DB = "fleettickets_bench"
+
+
+def server_url(workdir: Path) -> tuple[str, Path | None]:
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return os.environ["BENCH_DATABASE_URL"], None
+    datadir = workdir / "pg"
+    # Durable settings: the figures should be what production would see.
+    return ensure_cluster(datadir, durable=True).url(), datadir
+
+
+def fresh_database(admin_url: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    url = urlsplit(admin_url)._replace(path=f"/{BENCH_DB}").geturl()
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_migrations(conn)
+    return url
+
+
+def run_ingest(url: str, *paths: Path) -> tuple[float, int]:
+    """Wall seconds and this child's peak RSS in KiB (the RSS of the largest child so far)."""
+    args = [sys.executable, "-m", "fleettickets", "-q", "ingest", "--apply"]
+    for path in paths:
+        args += ["--inc-csv", str(path)]
+    started = time.perf_counter()
+    result = subprocess.run(args, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"ingest failed: {result.stderr}")
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def floor(url: str, path: Path) -> float:
+    """The cost of merely landing the rows as jsonb, measured on the same file."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle))
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS floor_stage, floor_target")
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE floor_stage ({})").format(columns))
+        conn.execute("CREATE TABLE floor_target (ticket_id text PRIMARY KEY, raw jsonb NOT NULL)")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor().copy("COPY floor_stage FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    copy.write(chunk)
+        conn.execute("INSERT INTO floor_target SELECT ticket_id, to_jsonb(s) FROM floor_stage s")
+        conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE floor_stage, floor_target")
+        conn.commit()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--delta-rows", type=int, default=20_000)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="fleettickets-bench-"))
+    workdir.chmod(0o755)
+    admin_url, datadir = server_url(workdir)
+    try:
+        baseline = workdir / "2026-06-15T06-00-00.csv"
+        delta = workdir / "2026-06-15T06-20-00.csv"
+        small = workdir / "2026-06-15T06-40-00.csv"
+        write_baseline_csv(baseline, args.rows)
+        write_delta_csv(delta, args.delta_rows, baseline_rows=args.rows)
+        write_delta_csv(small, 2_000, baseline_rows=args.rows, seed=7)
+        size_mb = baseline.stat().st_size / 1e6
+        print(f"baseline: {args.rows:,} rows, {size_mb:.0f} MB; delta: {args.delta_rows:,} rows")
+
+        url = fresh_database(admin_url)
+        floor_seconds = floor(url, baseline)
+        print(f"floor (COPY + INSERT ... SELECT as jsonb): {floor_seconds:.1f} s, "
+              f"{args.rows / floor_seconds:,.0f} rows/s")  # fmt: skip
+
+        seconds, rss_kib = run_ingest(url, baseline)
+        print(f"baseline ingest: {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s, "
+              f"peak RSS {rss_kib / 1024:.0f} MiB, ratio ingest/floor {seconds / floor_seconds:.2f}")  # fmt: skip
+        with psycopg.connect(url) as conn:
+            read_load, merge = conn.execute(
+                "SELECT read_load_seconds, merge_seconds FROM tickets.ingest_files"
+            ).fetchone()
+        print(f"  of which read + clean + COPY to staging {read_load:.1f} s, merge {merge:.1f} s")
+        seconds, rss_kib = run_ingest(url, delta)
+        print(f"delta ingest ({args.delta_rows:,} rows): {seconds:.2f} s, "
+              f"{args.delta_rows / seconds:,.0f} rows/s, peak RSS so far {rss_kib / 1024:.0f} MiB")  # fmt: skip
+        seconds, _ = run_ingest(url, small)
+        print(f"2,000-row delta: {seconds:.2f} s wall (process start included)")
+        seconds, _ = run_ingest(url, small)  # already in the ledger: nothing to do
+        print(f"run with nothing new: {seconds:.2f} s wall (process start included)")
+    finally:
+        if datadir is not None:
+            stop_cluster(datadir)
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+if __name__ == "__main__":
+    main()

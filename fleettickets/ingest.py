@@ -1,0 +1,289 @@
+"""The main job: apply every pending change file in order, one transaction each, then archive it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import psycopg
+
+from fleettickets.db import connect, job_lock
+from fleettickets.errors import BadChangeFile, FleetTicketsError
+from fleettickets.faults import crash_point
+from fleettickets.load import FileResult, load_change_file, prepare_session
+from fleettickets.migrate import require_current_schema
+from fleettickets.logs import new_run_id
+from fleettickets.s3 import make_s3_client
+from fleettickets.settings import Settings
+from fleettickets.source import (
+    ChangeFile,
+    archive_change_file,
+    list_change_files,
+    open_change_file,
+    parse_file_ts,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    applied: bool
+    run_id: str
+    files: list[FileResult] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    failed: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None and not self.problems
+
+    def totals(self) -> dict[str, int]:
+        keys = ("rows_read", "inserted", "updated", "unchanged", "stale", "duplicates",
+                "alarms_dropped", "sentinels_dropped", "rejected")  # fmt: skip
+        return {k: sum(getattr(f, k) for f in self.files) for k in keys}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "applied": self.applied,
+            "ok": self.ok,
+            "files": [f.as_dict() for f in self.files],
+            "totals": self.totals(),
+            "archived": self.archived,
+            "skipped": [{"key": k, "reason": r} for k, r in self.skipped],
+            "problems": self.problems,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    pending: list[ChangeFile]
+    to_archive: list[ChangeFile]
+    conflicts: list[str]
+
+
+def run_ingest(
+    settings: Settings, *, apply: bool, local_files: list[Path] | None = None
+) -> IngestReport:
+    """Apply (or, without `apply`, preview) every change file not yet ingested.
+
+    With `local_files`, those files are ingested in the given order through
+    the same code, and nothing is archived.
+    """
+    started = time.monotonic()
+    report = IngestReport(applied=apply, run_id=new_run_id())
+    client = None if local_files else make_s3_client(settings)
+    with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"):
+        require_current_schema(conn)
+        prepare_session(conn)
+        if apply:
+            _start_run(conn, report)
+        try:
+            if local_files:
+                changes = [_local_change_file(settings, path) for path in local_files]
+            else:
+                listing = list_change_files(client, settings.s3_bucket, settings.changes_prefix)
+                changes = listing.files
+                report.skipped = listing.skipped
+                for key, reason in listing.skipped:
+                    logger.info("skipped %s: %s", key, reason, extra={"file": key})
+            plan = _plan(conn, changes)
+            report.problems += plan.conflicts
+            opener = _local_opener(local_files) if local_files else (
+                lambda change: open_change_file(client, settings.s3_bucket, change)
+            )
+            if apply:
+                try:
+                    _apply(conn, plan, opener, report)
+                finally:
+                    # Files committed before a failure are archived all the same.
+                    if client is not None:
+                        _archive(conn, client, settings, plan.to_archive + _loaded(plan, report), report)
+            else:
+                _preview(conn, plan, opener, report)
+        except FleetTicketsError as exc:
+            report.failed = str(exc)
+            raise
+        except psycopg.Error as exc:
+            report.failed = f"database error: {str(exc).strip()}"
+            raise FleetTicketsError(report.failed) from None
+        finally:
+            report.seconds = time.monotonic() - started
+            if apply and not conn.closed:
+                _finish_run(conn, report)
+    return report
+
+
+def _plan(conn: psycopg.Connection, changes: list[ChangeFile]) -> _Plan:
+    ledger = dict(
+        conn.execute(
+            "SELECT file_key, etag FROM tickets.ingest_files WHERE file_key = ANY(%s)",
+            ([c.key for c in changes],),
+        ).fetchall()
+    )
+    pending, to_archive, conflicts = [], [], []
+    for change in changes:
+        loaded_etag = ledger.get(change.key)
+        if loaded_etag is None:
+            pending.append(change)
+        elif loaded_etag == change.etag:
+            to_archive.append(change)  # committed earlier, archiving did not finish
+        else:
+            conflicts.append(
+                f"{change.key} was ingested as ETag {loaded_etag} but the bucket now "
+                f"holds ETag {change.etag}; it was not applied again. Compare the two "
+                "versions, then move the object out of changes/"
+            )
+            logger.error(conflicts[-1], extra={"file": change.key})
+    return _Plan(pending=pending, to_archive=to_archive, conflicts=conflicts)
+
+
+def _watermark(conn: psycopg.Connection) -> Any:
+    row = conn.execute("SELECT max(file_ts) FROM tickets.ingest_files").fetchone()
+    return row[0] if row else None
+
+
+def _apply(conn: psycopg.Connection, plan: _Plan, opener: Any, report: IngestReport) -> None:
+    for change in plan.pending:
+        watermark = _watermark(conn)
+        result = _new_result(change, watermark)
+        crash_point("before-file")
+        try:
+            with conn.transaction():
+                with _opened(opener, change) as stream:
+                    load_change_file(conn, stream, result, report.run_id)
+                crash_point("before-commit")
+        except BadChangeFile as exc:
+            raise FleetTicketsError(
+                f"{exc}; nothing from this file was applied and later files wait behind "
+                "it (fix or move the object out of changes/, see docs/operations.md)"
+            ) from None
+        crash_point("after-commit")
+        report.files.append(result)
+        _log_file(result, applied=True)
+
+
+def _preview(conn: psycopg.Connection, plan: _Plan, opener: Any, report: IngestReport) -> None:
+    """A dry run is the real load inside one transaction that is always rolled back."""
+    with conn.transaction(force_rollback=True):
+        for change in plan.pending:
+            result = _new_result(change, _watermark(conn))
+            with _opened(opener, change) as stream:
+                load_change_file(conn, stream, result, report.run_id)
+            report.files.append(result)
+            _log_file(result, applied=False)
+    report.archived = []
+    for change in plan.to_archive:
+        logger.info("would archive %s (loaded earlier)", change.key, extra={"file": change.key})
+
+
+def _loaded(plan: _Plan, report: IngestReport) -> list[ChangeFile]:
+    done = {f.file_key for f in report.files}
+    return [c for c in plan.pending if c.key in done]
+
+
+def _archive(
+    conn: psycopg.Connection, client: Any, settings: Settings, changes: list[ChangeFile],
+    report: IngestReport,
+) -> None:
+    for change in changes:
+        crash_point("before-archive")
+        try:
+            outcome = archive_change_file(client, settings.s3_bucket, change, settings.processed_prefix)
+        except FleetTicketsError as exc:
+            report.problems.append(str(exc))
+            logger.error("%s", exc, extra={"file": change.key})
+            continue
+        report.archived.append(change.key)
+        conn.execute(
+            "UPDATE tickets.ingest_files SET archived_at = now() WHERE file_key = %s",
+            (change.key,),
+        )
+        logger.info("%s: %s", change.key, outcome, extra={"file": change.key, "archive": outcome})
+
+
+def _new_result(change: ChangeFile, watermark: Any) -> FileResult:
+    late = watermark is not None and change.file_ts < watermark
+    if late:
+        logger.warning(
+            "%s is late: older than files already applied (newest %s); its rows only "
+            "replace older versions", change.key, watermark.isoformat(),
+            extra={"file": change.key, "late": True},
+        )  # fmt: skip
+    return FileResult(file_key=change.key, file_ts=change.file_ts, etag=change.etag,
+                      size_bytes=change.size, late=late)  # fmt: skip
+
+
+@contextmanager
+def _opened(opener: Any, change: ChangeFile) -> Iterator[BinaryIO]:
+    stream = opener(change)
+    try:
+        yield stream
+    finally:
+        stream.close()
+
+
+def _local_change_file(settings: Settings, path: Path) -> ChangeFile:
+    file_ts = parse_file_ts(path.name)
+    if file_ts is None:
+        raise FleetTicketsError(
+            f"{path}: a change file must be named <YYYY-MM-DDTHH-MM-SS>.csv (EAT), "
+            "because its rows are ordered by that timestamp"
+        )
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise FleetTicketsError(f"{path}: cannot read it: {exc.strerror}") from None
+    # Keyed as if it were in the bucket, so the same file arriving there later
+    # is recognised as already applied.
+    return ChangeFile(key=settings.changes_prefix + path.name, file_ts=file_ts,
+                      etag=digest.hexdigest(), size=path.stat().st_size)  # fmt: skip
+
+
+def _local_opener(paths: list[Path]) -> Any:
+    by_name = {p.name: p for p in paths}
+    return lambda change: by_name[change.name].open("rb")
+
+
+def _log_file(result: FileResult, *, applied: bool) -> None:
+    logger.info(
+        "%s %s: %d new, %d changed, %d unchanged, %d stale, %d dropped, %d rejected",
+        "applied" if applied else "would apply", result.file_key, result.inserted,
+        result.updated, result.unchanged, result.stale,
+        result.alarms_dropped + result.sentinels_dropped, result.rejected,
+        extra={"event": "file", **result.as_dict()},
+    )  # fmt: skip
+
+
+def _start_run(conn: psycopg.Connection, report: IngestReport) -> None:
+    conn.execute("INSERT INTO tickets.ingest_runs (run_id) VALUES (%s)", (report.run_id,))
+
+
+def _finish_run(conn: psycopg.Connection, report: IngestReport) -> None:
+    error = report.failed or ("; ".join(report.problems) if report.problems else None)
+    try:
+        conn.execute(
+            "UPDATE tickets.ingest_runs SET finished_at = now(), status = %s, "
+            "files_applied = %s, files_archived = %s, rows_changed = %s, error = %s "
+            "WHERE run_id = %s",
+            ("ok" if report.ok else "failed", len(report.files), len(report.archived),
+             sum(f.inserted + f.updated for f in report.files), error, report.run_id),
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        # The run's own outcome matters more than its bookkeeping: report, don't mask.
+        logger.error("could not record the run's outcome: %s", str(exc).strip())

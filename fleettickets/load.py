@@ -1,0 +1,227 @@
+"""Loading one change file: COPY its clean rows into a staging table, then one set-based merge."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from fleettickets import faults
+from fleettickets.clean import CleanRow, FileCounts, read_change_file
+
+logger = logging.getLogger(__name__)
+
+# Staging holds the clean rows as text columns (c0, c1, ... in the file's
+# column order) and builds the jsonb in SQL: COPY of plain text plus
+# jsonb_build_object is far cheaper than serialising JSON per row in Python.
+# The later row of a ticket within one file wins (highest line); winners are
+# picked on (ticket, line) alone so the wide rows are never sorted. The WHERE
+# clause is the late-file guard: a row only replaces a version that came from
+# an older file. An identical row still takes the newer file's timestamp (so a
+# later late file cannot roll it back) but keeps its ingested_at: RETURNING
+# tells changed rows apart by ingested_at having moved to now().
+MERGE_SQL = """
+WITH winners AS MATERIALIZED (
+    SELECT max(line) AS line FROM ingest_stage GROUP BY {ticket}
+), merged AS (
+    INSERT INTO tickets.inc AS t (ticket_id, raw, source_file_ts, source_key)
+    SELECT {ticket}, {raw}, %(file_ts)s, %(file_key)s
+      FROM ingest_stage JOIN winners USING (line)
+    ON CONFLICT (ticket_id) DO UPDATE
+       SET raw = EXCLUDED.raw,
+           ingested_at = CASE WHEN t.raw IS DISTINCT FROM EXCLUDED.raw
+                              THEN now() ELSE t.ingested_at END,
+           source_file_ts = EXCLUDED.source_file_ts,
+           source_key = EXCLUDED.source_key
+     WHERE t.source_file_ts IS NULL OR t.source_file_ts < EXCLUDED.source_file_ts
+    RETURNING xmax = 0 AS inserted, ingested_at = now() AS changed
+)
+SELECT (SELECT count(*) FROM winners),
+       count(*) FILTER (WHERE inserted),
+       count(*) FILTER (WHERE changed AND NOT inserted),
+       count(*) FILTER (WHERE NOT changed)
+  FROM merged
+"""
+# jsonb_build_object takes at most 100 arguments: build 40 columns at a time.
+_PAIRS_PER_CALL = 40
+_COPY_BATCH_BYTES = 1 << 20
+
+LEDGER_SQL = """
+INSERT INTO tickets.ingest_files (
+    file_key, file_ts, etag, size_bytes, late, rows_read, rows_inserted, rows_updated,
+    rows_unchanged, rows_stale, duplicates_in_file, alarms_dropped, sentinels_dropped,
+    rows_rejected, rejections, read_load_seconds, merge_seconds, run_id)
+VALUES (%(file_key)s, %(file_ts)s, %(etag)s, %(size_bytes)s, %(late)s, %(rows_read)s,
+    %(inserted)s, %(updated)s, %(unchanged)s, %(stale)s, %(duplicates)s,
+    %(alarms_dropped)s, %(sentinels_dropped)s, %(rejected)s, %(rejections)s,
+    %(read_load_seconds)s, %(merge_seconds)s, %(run_id)s)
+"""
+
+# The watermark only moves forward: a late file is recorded but does not pull it back.
+WATERMARK_SQL = """
+INSERT INTO tickets.import_meta AS m (dataset, metadata, updated_at)
+VALUES ('inc', jsonb_build_object(
+            'source_max_key', %(file_key)s::text, 'source_max_ts', %(file_ts_iso)s::text,
+            'last_ingest_at', now(), 'last_file_key', %(file_key)s::text), now())
+ON CONFLICT (dataset) DO UPDATE
+   SET metadata = m.metadata
+           || jsonb_build_object('last_ingest_at', now(), 'last_file_key', %(file_key)s::text)
+           || CASE WHEN (m.metadata ->> 'source_max_ts') IS NULL
+                     OR (m.metadata ->> 'source_max_ts')::timestamptz < %(file_ts)s
+                   THEN jsonb_build_object('source_max_key', %(file_key)s::text,
+                                           'source_max_ts', %(file_ts_iso)s::text)
+                   ELSE '{}'::jsonb END,
+       updated_at = now()
+"""
+
+
+@dataclass
+class FileResult:
+    """What one file did (or, in a dry run, would do) to tickets.inc."""
+
+    file_key: str
+    file_ts: datetime
+    etag: str
+    size_bytes: int
+    late: bool
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    duplicates: int = 0
+    alarms_dropped: int = 0
+    sentinels_dropped: int = 0
+    rejected: int = 0
+    rejections: list[tuple[int, str]] | None = None
+    read_load_seconds: float = 0.0
+    merge_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["file_ts"] = self.file_ts.isoformat()
+        data["rejections"] = [list(r) for r in self.rejections or []]
+        return data
+
+
+def prepare_session(conn: psycopg.Connection) -> None:
+    """Session settings for loading: staging lives in temp buffers, dedup hashes in memory.
+
+    Must run before the session first touches a temp table (temp_buffers is
+    fixed from then on). Memory is only taken as a file needs it.
+    """
+    conn.execute("SET temp_buffers = '256MB'")
+    conn.execute("SET work_mem = '64MB'")
+
+
+def load_change_file(
+    conn: psycopg.Connection, stream: Any, result: FileResult, run_id: str
+) -> FileResult:
+    """Stage, merge and record one file inside the caller's transaction."""
+    counts = FileCounts()
+    started = time.monotonic()
+    rows = counts.tally(read_change_file(stream, result.file_key))
+    first = next(rows, None)
+    distinct = 0
+    if first is not None:
+        columns = list(first.record)
+        _create_stage(conn, len(columns))
+        _copy_rows(conn, first, rows, len(columns))
+        staged = time.monotonic()
+        merged = conn.execute(_merge_sql(columns), {"file_ts": result.file_ts, "file_key": result.file_key}).fetchone()
+        conn.execute("DROP TABLE ingest_stage")
+        assert merged is not None
+        distinct, result.inserted, result.updated, result.unchanged = merged
+    else:
+        staged = time.monotonic()
+    result.stale = distinct - result.inserted - result.updated - result.unchanged
+    result.duplicates = counts.clean - distinct
+    result.rows_read = counts.rows_read
+    result.alarms_dropped = counts.dropped_alarms
+    result.sentinels_dropped = counts.dropped_sentinels
+    result.rejected = counts.rejected
+    result.rejections = counts.rejections
+    result.read_load_seconds = round(staged - started, 3)
+    result.merge_seconds = round(time.monotonic() - staged, 3)
+    _log_rejections(result, counts)
+    record_file(conn, result, run_id)
+    return result
+
+
+def _create_stage(conn: psycopg.Connection, width: int) -> None:
+    columns = sql.SQL(", ").join(sql.SQL("c{} text").format(sql.SQL(str(i))) for i in range(width))
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE ingest_stage (line integer NOT NULL, {}) ON COMMIT DROP").format(columns)
+    )
+
+
+def _copy_rows(conn: psycopg.Connection, first: CleanRow, rest: Iterator[CleanRow], width: int) -> None:
+    """COPY the rows as CSV; every row of a file has the same columns in the same order.
+
+    Blank values were made None by cleaning and None is written as an unquoted
+    empty field, which COPY's CSV format reads as NULL.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    with conn.cursor().copy("COPY ingest_stage FROM STDIN (FORMAT csv)") as copy:
+        for row in itertools.chain((first,), rest):
+            values = row.record.values()
+            if len(values) != width:  # clean.py guarantees this; a change there must not corrupt data
+                raise AssertionError(f"{row.line}: {len(values)} columns, expected {width}")
+            writer.writerow((row.line, *values))
+            if buffer.tell() >= _COPY_BATCH_BYTES:
+                _send(copy, buffer)
+        _send(copy, buffer)
+
+
+def _send(copy: psycopg.Copy, buffer: io.StringIO) -> None:
+    copy.write(buffer.getvalue())
+    buffer.seek(0)
+    buffer.truncate()
+    faults.crash_point("mid-copy")
+
+
+def _merge_sql(columns: list[str]) -> sql.Composed:
+    calls = []
+    for start in range(0, len(columns), _PAIRS_PER_CALL):
+        pairs = sql.SQL(", ").join(
+            sql.SQL("{}, c{}").format(sql.Literal(name), sql.SQL(str(start + i)))
+            for i, name in enumerate(columns[start : start + _PAIRS_PER_CALL])
+        )
+        calls.append(sql.SQL("jsonb_build_object({})").format(pairs))
+    ticket = sql.SQL("c{}").format(sql.SQL(str(columns.index("ticket_id"))))
+    return sql.SQL(MERGE_SQL).format(raw=sql.SQL(" || ").join(calls), ticket=ticket)
+
+
+def _log_rejections(result: FileResult, counts: FileCounts) -> None:
+    for line, reason in counts.rejections:
+        logger.warning(
+            "%s, line %d: row rejected: %s", result.file_key, line, reason,
+            extra={"file": result.file_key, "line": line, "reason": reason},
+        )  # fmt: skip
+    if counts.rejected > len(counts.rejections):
+        logger.warning("%s: %d more rejected rows not listed", result.file_key,
+                       counts.rejected - len(counts.rejections))  # fmt: skip
+
+
+def record_file(conn: psycopg.Connection, result: FileResult, run_id: str) -> None:
+    """The ledger row and the watermark, in the same transaction as the rows."""
+    params = result.as_dict()
+    params.update(
+        file_ts=result.file_ts,
+        file_ts_iso=result.file_ts.isoformat(),
+        rejections=Jsonb(params["rejections"]),
+        run_id=run_id,
+    )
+    conn.execute(LEDGER_SQL, params)
+    conn.execute(WATERMARK_SQL, params)

@@ -1,0 +1,311 @@
+"""Ingestion end to end: a real S3 endpoint (moto server), real PostGIS, real processes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fleettickets.db import lock_key
+from fleettickets.errors import EXIT_LOCKED, FleetTicketsError
+from fleettickets.faults import CRASH_EXIT_STATUS
+from fleettickets.ingest import run_ingest
+from fleettickets.sample_stream import write_sample_stream
+from fleettickets.settings import Settings
+from tests.stream_tools import (
+    bucket_keys,
+    db_state,
+    expected_state,
+    fingerprint,
+    job_env,
+    run_cli,
+    upload,
+)
+
+PREFIX = "automations/inc/"
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Baseline + 6 deltas carrying every hard case of the feed contract."""
+    return write_sample_stream(tmp_path_factory.mktemp("stream"), baseline_rows=120,
+                               deltas=6, delta_rows=30, hard_cases=True)  # fmt: skip
+
+
+@pytest.fixture
+def settings(db_url: str, s3_settings: Settings) -> Settings:
+    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
+
+
+def names(paths: list[Path]) -> list[str]:
+    return [p.name for p in paths]
+
+
+def test_baseline_and_deltas_end_to_end(settings: Settings, stream: list[Path]) -> None:
+    upload(settings, stream)
+    (settings_keys_before := bucket_keys(settings))
+    report = run_ingest(settings, apply=True)
+
+    assert report.ok, report.problems
+    assert [f.file_key for f in report.files] == [PREFIX + "changes/" + n for n in names(stream)]
+    assert db_state(settings.database_url) == expected_state(stream)
+    assert bucket_keys(settings) == sorted(k.replace("/changes/", "/processed/") for k in settings_keys_before)
+    with psycopg.connect(settings.database_url) as conn:
+        meta = conn.execute("SELECT metadata FROM tickets.import_meta WHERE dataset = 'inc'").fetchone()[0]
+        ledger = conn.execute(
+            "SELECT file_key, rows_rejected, alarms_dropped, sentinels_dropped, duplicates_in_file, "
+            "archived_at IS NOT NULL FROM tickets.ingest_files ORDER BY file_ts"
+        ).fetchall()
+        run = conn.execute("SELECT status, files_applied, files_archived FROM tickets.ingest_runs").fetchall()
+    assert meta["source_max_key"] == PREFIX + "changes/" + stream[-1].name
+    assert meta["source_max_ts"] == "2026-06-15T08:00:00+03:00"
+    assert [r[0] for r in ledger] == [PREFIX + "changes/" + n for n in names(stream)]
+    assert all(r[5] for r in ledger), "every file marked archived"
+    assert sum(r[1] for r in ledger) == 1  # the blank ticket_id
+    assert sum(r[2] for r in ledger) == 2  # two alarm rows
+    assert sum(r[3] for r in ledger) == 1  # the sentinel
+    assert sum(r[4] for r in ledger) == 1  # one ticket twice in a file
+    assert run == [("ok", 7, 7)]
+
+
+def test_rerun_is_a_noop_and_unchanged_rows_keep_ingested_at(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:3])
+    run_ingest(settings, apply=True)
+    before = fingerprint(settings.database_url)
+    again = run_ingest(settings, apply=True)
+    assert again.files == [] and again.ok
+    after = fingerprint(settings.database_url)
+    assert after["inc"] == before["inc"] and after["files"] == before["files"]
+
+    # A re-seed: the same content again under a newer name is "unchanged".
+    reseed = tmp_path / "2026-06-15T09-00-00.csv"
+    reseed.write_bytes(stream[0].read_bytes())
+    upload(settings, [reseed])
+    result = run_ingest(settings, apply=True)
+    baseline_ids = set(expected_state([stream[0]]))
+    touched_later = set(expected_state(stream[1:3]))
+    assert result.files[0].unchanged == len(baseline_ids - touched_later)
+    assert result.files[0].updated == len(baseline_ids & touched_later)
+    with psycopg.connect(settings.database_url) as conn:
+        kept = conn.execute(
+            "SELECT count(*) FROM tickets.inc WHERE ingested_at < (SELECT committed_at FROM "
+            "tickets.ingest_files WHERE file_key LIKE '%%09-00-00.csv') AND ticket_id = ANY(%s)",
+            (sorted(baseline_ids - touched_later),),
+        ).fetchone()[0]
+    assert kept == len(baseline_ids - touched_later)
+
+
+def test_dry_run_writes_nothing_and_predicts_the_apply(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:2])
+    run_ingest(settings, apply=True)
+    upload(settings, stream[2:])
+    db_before, keys_before = fingerprint(settings.database_url), bucket_keys(settings)
+
+    result = run_cli(["ingest"], job_env(settings.database_url, settings), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(dry run: nothing written)" in result.stdout
+    assert fingerprint(settings.database_url) == db_before
+    assert bucket_keys(settings) == keys_before
+
+    preview = run_ingest(settings, apply=False)
+    applied = run_ingest(settings, apply=True)
+    counts = lambda r: [(f.file_key, f.inserted, f.updated, f.unchanged, f.rejected) for f in r.files]  # noqa: E731
+    assert counts(preview) == counts(applied)
+
+
+def test_late_file_never_overwrites_a_newer_version(settings: Settings, stream: list[Path]) -> None:
+    on_time = [p for i, p in enumerate(stream) if i != 2]
+    upload(settings, on_time)
+    run_ingest(settings, apply=True)
+    upload(settings, [stream[2]])
+    late = run_ingest(settings, apply=True)
+    assert [f.late for f in late.files] == [True]
+    assert late.files[0].stale > 0
+    assert db_state(settings.database_url) == expected_state(stream)
+    with psycopg.connect(settings.database_url) as conn:
+        meta = conn.execute("SELECT metadata FROM tickets.import_meta").fetchone()[0]
+    assert meta["source_max_key"].endswith(stream[-1].name), "a late file does not pull the watermark back"
+
+
+@pytest.mark.parametrize(
+    "crash_at",
+    ["before-file:2", "mid-copy:1", "mid-copy:4", "before-commit:3", "after-commit:1",
+     "after-commit:4", "before-archive:1", "before-archive:5"],
+)  # fmt: skip
+def test_crash_at_any_step_then_resume_matches_an_uninterrupted_run(
+    settings: Settings, stream: list[Path], tmp_path: Path, crash_at: str
+) -> None:
+    upload(settings, stream)
+    env = job_env(settings.database_url, settings)
+    crashed = run_cli(["ingest", "--apply"], {**env, "FLEETTICKETS_CRASH_AT": crash_at}, tmp_path)
+    assert crashed.returncode == CRASH_EXIT_STATUS, crashed.stderr
+    resumed = run_cli(["ingest", "--apply"], env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert db_state(settings.database_url) == expected_state(stream)
+    assert bucket_keys(settings) == sorted(PREFIX + "processed/" + n for n in names(stream))
+    with psycopg.connect(settings.database_url) as conn:
+        files = conn.execute("SELECT file_key, archived_at IS NOT NULL FROM tickets.ingest_files ORDER BY 1").fetchall()
+    assert files == [(PREFIX + "changes/" + n, True) for n in names(stream)]
+
+
+def test_a_crashed_run_is_visible_as_unfinished(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:2])
+    env = job_env(settings.database_url, settings, FLEETTICKETS_CRASH_AT="before-commit:1")
+    assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == CRASH_EXIT_STATUS
+    with psycopg.connect(settings.database_url) as conn:
+        assert conn.execute("SELECT status, finished_at FROM tickets.ingest_runs").fetchall() == [("running", None)]
+        assert conn.execute("SELECT count(*) FROM tickets.inc").fetchone() == (0,)
+
+
+def test_second_runner_exits_promptly_touching_nothing(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:2])
+    with psycopg.connect(settings.database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
+        before = fingerprint(settings.database_url)
+        result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path, timeout=30)
+        assert result.returncode == EXIT_LOCKED
+        assert "another fleettickets ingest run holds the lock" in result.stderr
+        assert fingerprint(settings.database_url) == before
+        assert bucket_keys(settings) == sorted(PREFIX + "changes/" + n for n in names(stream[:2]))
+
+
+def test_two_concurrent_runs_apply_each_file_once(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream)
+    env = job_env(settings.database_url, settings)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(run_cli(["ingest", "--apply", "--json"], env, tmp_path)))
+               for _ in range(2)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.returncode for r in results)
+    assert codes in ([0, 0], [0, EXIT_LOCKED])
+    applied = [f["file_key"] for r in results if r.returncode == 0 for f in json.loads(r.stdout)["files"]]
+    assert sorted(applied) == sorted(PREFIX + "changes/" + n for n in names(stream))
+    assert db_state(settings.database_url) == expected_state(stream)
+
+
+def test_listing_skips_debris_and_never_reads_legacy_files(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    from fleettickets.s3 import make_s3_client
+
+    client = make_s3_client(settings)
+    upload(settings, stream[:1])
+    upload(settings, stream[1:2], folder="")  # legacy snapshot at the prefix root
+    for key in ["changes/.keep", "changes/latest.json", "changes/old/2026-06-01T06-00-00.csv",
+                "changes/2026-06-15T06-00.csv", "changes/2026-02-30T06-00-00.csv"]:  # fmt: skip
+        client.put_object(Bucket=settings.s3_bucket, Key=PREFIX + key, Body=b"x")
+    result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"applied {PREFIX}changes/{stream[0].name}" in result.stdout
+    for key in [".keep", "latest.json", "old/2026-06-01T06-00-00.csv", "2026-06-15T06-00.csv", "2026-02-30T06-00-00.csv"]:
+        assert f"skipped {PREFIX}changes/{key}:" in result.stdout
+    assert PREFIX + stream[1].name in bucket_keys(settings)
+    assert db_state(settings.database_url) == expected_state(stream[:1])
+
+
+def test_many_files_across_listing_pages(settings: Settings, tmp_path: Path) -> None:
+    paths = write_sample_stream(tmp_path / "s", baseline_rows=20, deltas=30, delta_rows=3)
+    upload(settings, paths)
+    from fleettickets.s3 import make_s3_client
+    from fleettickets.source import list_change_files
+
+    listing = list_change_files(make_s3_client(settings), settings.s3_bucket, PREFIX + "changes/", page_size=4)
+    assert [f.name for f in listing.files] == names(paths)
+    report = run_ingest(settings, apply=True)
+    assert len(report.files) == 31
+    assert db_state(settings.database_url) == expected_state(paths)
+
+
+def test_bad_file_stops_the_stream_and_says_where(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    bad = tmp_path / "2026-06-15T06-30-00.csv"
+    bad.write_text("id,cluster\nWOT1,Kayole\n")
+    upload(settings, [stream[0], bad, stream[2]])
+    result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path)
+    assert result.returncode == 1
+    assert f"Error: {PREFIX}changes/2026-06-15T06-30-00.csv" in result.stderr
+    assert "no ticket_id column" in result.stderr or "ticket_id" in result.stderr
+    assert "later files wait behind it" in result.stderr
+    assert db_state(settings.database_url) == expected_state([stream[0]])
+    keys = bucket_keys(settings)
+    assert PREFIX + "processed/" + stream[0].name in keys, "files before the bad one are archived"
+    assert PREFIX + "changes/" + stream[2].name in keys
+    with psycopg.connect(settings.database_url) as conn:
+        status, error = conn.execute("SELECT status, error FROM tickets.ingest_runs").fetchone()
+    assert status == "failed" and "2026-06-15T06-30-00.csv" in error
+
+
+def test_rejected_rows_are_reported_with_file_and_line(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "2026-06-15T06-00-00.csv"
+    path.write_text("ticket_id,cluster\nWOT1,Kayole\n,Umoja\nWOT2,Pipeline\n")
+    result = run_cli(["ingest", "--apply", "--inc-csv", str(path)], job_env(settings.database_url, settings), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "line 3: rejected: blank ticket_id" in result.stdout
+    assert f"{PREFIX}changes/2026-06-15T06-00-00.csv, line 3: row rejected: blank ticket_id" in result.stderr
+    assert sorted(db_state(settings.database_url)) == ["WOT1", "WOT2"]
+
+
+def test_local_file_then_same_file_in_bucket_is_only_archived(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    env = job_env(settings.database_url, settings)
+    local = run_cli(["ingest", "--apply", "--inc-csv", str(stream[0])], env, tmp_path)
+    assert local.returncode == 0, local.stderr
+    upload(settings, stream[:1])
+    bucket = run_cli(["ingest", "--apply", "--json"], env, tmp_path)
+    summary = json.loads(bucket.stdout)
+    assert summary["files"] == [] and summary["archived"] == [PREFIX + "changes/" + stream[0].name]
+
+
+def test_replaced_object_under_an_applied_key_is_refused(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:1])
+    env = job_env(settings.database_url, settings)
+    assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == 0
+    changed = tmp_path / stream[0].name
+    changed.write_bytes(stream[1].read_bytes())
+    upload(settings, [changed])
+    before = fingerprint(settings.database_url)["inc"]
+    result = run_cli(["ingest", "--apply"], env, tmp_path)
+    assert result.returncode == 1
+    assert "was ingested as ETag" in result.stdout + result.stderr
+    assert fingerprint(settings.database_url)["inc"] == before
+    assert PREFIX + "changes/" + stream[0].name in bucket_keys(settings)
+
+
+def test_json_summary_and_nothing_new(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    env = job_env(settings.database_url, settings)
+    empty = run_cli(["ingest", "--apply"], env, tmp_path)
+    assert empty.returncode == 0 and empty.stdout.strip() == "nothing new to ingest"
+    upload(settings, stream[:2])
+    summary = json.loads(run_cli(["ingest", "--apply", "--json"], env, tmp_path).stdout)
+    assert summary["ok"] is True and summary["applied"] is True
+    assert summary["totals"]["inserted"] == len(expected_state(stream[:2]))
+    assert [f["file_key"] for f in summary["files"]] == [PREFIX + "changes/" + n for n in names(stream[:2])]
+
+
+def test_schema_behind_is_refused(empty_db_url: str, s3_settings: Settings, tmp_path: Path) -> None:
+    result = run_cli(["ingest"], job_env(empty_db_url, s3_settings), tmp_path)
+    assert result.returncode == 1
+    assert "run `fleettickets migrate` first" in result.stderr
+
+
+def test_library_refuses_unnamed_local_file(settings: Settings, tmp_path: Path) -> None:
+    odd = tmp_path / "export.csv"
+    odd.write_text("ticket_id\nWOT1\n")
+    with pytest.raises(FleetTicketsError, match="must be named <YYYY-MM-DDTHH-MM-SS>.csv"):
+        run_ingest(settings, apply=True, local_files=[odd])
+
+
+def test_wide_files_and_odd_column_names_keep_every_column(settings: Settings, tmp_path: Path) -> None:
+    odd = ['say "hi"', "x" * 80, "Ünïcode col", "with,comma"] + [f"extra_{i}" for i in range(60)]
+    path = tmp_path / "2026-06-15T06-00-00.csv"
+    import csv as csv_module
+
+    with path.open("w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["ticket_id", "region", *odd, "department"])
+        writer.writerow(["WOT1", "Nairobi EAST", *[f"v{i}" for i in range(len(odd))], "noise"])
+    run_ingest(settings, apply=True, local_files=[path])
+    raw = db_state(settings.database_url)["WOT1"]
+    assert raw == {"ticket_id": "WOT1", "region": "nairobi east", **{n: f"v{i}" for i, n in enumerate(odd)}}
