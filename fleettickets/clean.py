@@ -126,7 +126,8 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
     S3 ``StreamingBody``); ``source`` names the file in messages.  Blank lines are
     skipped.  Raises :class:`BadChangeFile` when the file cannot be read at all.
     """
-    reader = csv.reader(_text_lines(stream, source))
+    nul_seen: list[bool] = []  # set by _text_lines: only then do rows pay the NUL check
+    reader = csv.reader(_text_lines(stream, source, nul_seen))
     line_end = 0  # physical lines consumed so far: the previous record's end
     try:
         header: list[str] = []
@@ -156,7 +157,10 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
                     yield RejectedRow(line, reason)
                 continue
             ticket = values[key].strip()
-            if _is_sentinel(ticket):
+            if nul_seen and any("\x00" in value for value in values):
+                # PostgreSQL text cannot hold NUL; one such cell must not sink the file.
+                yield RejectedRow(line, "contains a NUL character, which cannot be stored")
+            elif _is_sentinel(ticket):
                 yield DroppedRow(line, ticket, "sentinel")
             elif alarm is not None and values[alarm].strip().lower() in TRUE_TEXTS:
                 yield DroppedRow(line, ticket, "alarm")
@@ -170,7 +174,7 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
         ) from exc
 
 
-def _text_lines(stream: BinaryStream, source: str) -> Iterator[str]:
+def _text_lines(stream: BinaryStream, source: str, nul_seen: list[bool]) -> Iterator[str]:
     """Decode physical lines, keeping their endings as csv wants (newline="").
 
     Decoding line by line, rather than through a TextIOWrapper, lets a bad byte be
@@ -185,6 +189,8 @@ def _text_lines(stream: BinaryStream, source: str) -> Iterator[str]:
         pieces = (carry + chunk).splitlines(keepends=True)
         # A piece not ending in \n may be cut short, or be half of a \r\n.
         carry = b"" if pieces[-1].endswith(b"\n") else pieces.pop()
+        if b"\x00" in chunk and not nul_seen:
+            nul_seen.append(True)
         if pieces:
             yield from _decode(pieces, source, line_count)
             line_count += len(pieces)

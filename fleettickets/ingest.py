@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
+import urllib3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import BadChangeFile, FleetTicketsError
@@ -170,6 +172,17 @@ def _apply(conn: psycopg.Connection, plan: _Plan, opener: Any, report: IngestRep
                 f"{exc}; nothing from this file was applied and later files wait behind "
                 "it (fix or move the object out of changes/, see docs/operations.md)"
             ) from None
+        except (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise FleetTicketsError(
+                f"{change.key}: reading it failed ({type(exc).__name__}: {exc}); nothing "
+                "from this file was applied; the next run retries it"
+            ) from None
+        except psycopg.Error as exc:
+            raise FleetTicketsError(
+                f"{change.key}: the database refused it ({type(exc).__name__}: "
+                f"{str(exc).strip()}); nothing from this file was applied and later files "
+                "wait behind it"
+            ) from None
         crash_point("after-commit")
         report.files.append(result)
         _log_file(result, applied=True)
@@ -202,8 +215,9 @@ def _archive(
         crash_point("before-archive")
         try:
             outcome = archive_change_file(client, settings.s3_bucket, change, settings.processed_prefix)
-        except FleetTicketsError as exc:
-            report.problems.append(str(exc))
+        except (FleetTicketsError, BotoCoreError, ClientError) as exc:
+            # Committed but not archived: the ledger makes the next run archive it.
+            report.problems.append(f"{change.key}: not archived yet: {exc}")
             logger.error("%s", exc, extra={"file": change.key})
             continue
         report.archived.append(change.key)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from fleettickets.errors import FleetTicketsError, ListingError
 
@@ -68,6 +68,8 @@ def list_change_files(client: Any, bucket: str, prefix: str, page_size: int = 10
             page = client.list_objects_v2(**kwargs)
         except ClientError as exc:
             raise FleetTicketsError(f"cannot list s3://{bucket}/{prefix}: {_client_error(exc)}") from None
+        except BotoCoreError as exc:
+            raise FleetTicketsError(f"cannot list s3://{bucket}/{prefix}: {exc}") from None
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if key <= last_key:
@@ -112,9 +114,10 @@ def open_change_file(client: Any, bucket: str, change: ChangeFile) -> Any:
     """A streaming body of exactly the version that was listed (If-Match on the ETag)."""
     try:
         response = client.get_object(Bucket=bucket, Key=change.key, IfMatch=f'"{change.etag}"')
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
+        detail = _client_error(exc) if isinstance(exc, ClientError) else str(exc)
         raise FleetTicketsError(
-            f"{change.key}: cannot read it ({_client_error(exc)}); if it was replaced "
+            f"{change.key}: cannot read it ({detail}); if it was replaced "
             "while this run was listing, the next run reads the new version"
         ) from None
     return response["Body"]

@@ -325,3 +325,10 @@ def test_the_duplicate_in_the_hard_stream_comes_out_twice(
     ids = [r.ticket_id for r in rows]  # type: ignore[attr-defined]
     assert ids[0] == ids[-1] and ids.count(ids[0]) == 2
     assert rows[-1].line == 42  # type: ignore[attr-defined]
+
+
+def test_a_nul_character_rejects_only_its_row() -> None:
+    data = b"ticket_id,cluster\nWOT1,Kay\x00ole\nWOT2,Umoja\n"
+    rows = list(read_change_file(io.BytesIO(data), "x.csv"))
+    assert rows[0] == RejectedRow(2, "contains a NUL character, which cannot be stored")
+    assert rows[1] == CleanRow(3, "WOT2", {"ticket_id": "WOT2", "cluster": "Umoja"})

@@ -309,3 +309,16 @@ def test_wide_files_and_odd_column_names_keep_every_column(settings: Settings, t
     run_ingest(settings, apply=True, local_files=[path])
     raw = db_state(settings.database_url)["WOT1"]
     assert raw == {"ticket_id": "WOT1", "region": "nairobi east", **{n: f"v{i}" for i, n in enumerate(odd)}}
+
+
+def test_unreachable_bucket_is_one_clear_line(db_url: str, tmp_path: Path) -> None:
+    from fleettickets.localdb import free_port
+
+    dead = Settings(s3_endpoint=f"http://127.0.0.1:{free_port()}", s3_access_key_id="AKIDEXAMPLE1",
+                    s3_secret_access_key="TopSecretValue")  # fmt: skip
+    result = run_cli(["ingest", "--apply"], job_env(db_url, dead), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: cannot list s3://tickets/automations/inc/changes/")
+    assert "Traceback" not in result.stderr and "TopSecretValue" not in result.stderr
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT status FROM tickets.ingest_runs").fetchall() == [("failed",)]
