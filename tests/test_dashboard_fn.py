@@ -385,3 +385,50 @@ def test_invalid_arguments_raise_22023_with_message_and_hint(
     assert diag.message_hint
     if hint is not None:
         assert diag.message_hint == hint
+
+
+# --- closures by engineer (migration 12) -----------------------------------------------
+
+
+def engineer(name_key: str, name: str | None, closures: int, median: int | None, compliant: int,
+             breached: int, rate: float | None, held: int, held_breached: int) -> dict[str, Any]:  # fmt: skip
+    return {
+        name_key: name, "closures": closures, "mttr_median_minutes": median,
+        "sla_compliant": compliant, "sla_breached": breached, "sla_compliance_rate": rate,
+        "open_held": held, "open_breached": held_breached,
+    }  # fmt: skip
+
+
+def test_engineers_today(dash_url: str) -> None:
+    engineers = dashboard(dash_url)["engineers"]
+    # today: C1 a.otieno 90, C2 a.otieno 180, C4 b.wanjiku 30 (no SLA status), C5 c.kamau 120
+    assert engineers["by_owner"] == [
+        engineer("owner", "a.otieno", 2, 135, 2, 0, 1.0, 2, 0),
+        engineer("owner", "b.wanjiku", 1, 30, 0, 0, None, 2, 1),
+        engineer("owner", "c.kamau", 1, 120, 1, 0, 1.0, 1, 0),
+    ]
+    assert engineers["by_team"] == [
+        engineer("assigned_team", "East 1", 3, 120, 3, 0, 1.0, 3, 0),
+        engineer("assigned_team", "East 2", 1, 30, 0, 0, None, 2, 1),
+    ]
+
+
+def test_engineers_last_7_days_and_filtered(dash_url: str) -> None:
+    week = dashboard(dash_url, p_window="last_7_days")["engineers"]["by_owner"]
+    assert week[:2] == [
+        engineer("owner", "a.otieno", 3, 180, 3, 0, 1.0, 2, 0),  # + C6 240
+        engineer("owner", "b.wanjiku", 2, 315, 0, 1, 0.0, 2, 1),  # + C3 600, Breached
+    ]
+    pipeline = dashboard(dash_url, p_window="last_7_days", p_cluster="PIPELINE")["engineers"]
+    assert pipeline["by_owner"] == [
+        engineer("owner", "b.wanjiku", 2, 315, 0, 1, 0.0, 1, 1),
+        engineer("owner", "a.otieno", 1, 240, 1, 0, 1.0, 0, 0),
+    ]
+
+
+def test_engineer_without_a_name_is_null(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        insert(conn, "X1", open_ticket(owner="", assigned_team="N/A"))
+    engineers = dashboard(db_url)["engineers"]
+    assert engineers["by_owner"] == [engineer("owner", None, 0, None, 0, 0, None, 1, 0)]
+    assert engineers["by_team"] == [engineer("assigned_team", None, 0, None, 0, 0, None, 1, 0)]
