@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import click
 import psycopg
 
 from fleettickets import __version__
+from fleettickets import dashboard as dashboards
 from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
 from fleettickets import report
@@ -96,6 +99,42 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
     click.echo(report.ingest_json(result) if as_json else report.ingest_text(result))
     if not result.ok:
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.option("--cluster", help="Only this cluster (case is ignored).")
+@click.option("--status", help="Only this normalized status (open, in_progress, closed, ...).")
+@click.option(
+    "--window", default="today", show_default=True,
+    help="today, yesterday, last_7_days, last_30_days, this_month or custom (EAT days).",
+)  # fmt: skip
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of a custom window (EAT, inclusive).")  # fmt: skip
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
+@click.option("--max-features", type=int, default=dashboards.DEFAULT_MAX_FEATURES,
+              show_default=True, help="Cap on features per GeoJSON collection.")  # fmt: skip
+@click.option("--json", "compact", is_flag=True, help="One compact line of JSON.")
+@pass_app
+def dashboard(app: App, cluster: str | None, status: str | None, window: str,
+              date_from: datetime | None, date_to: datetime | None,
+              max_features: int, compact: bool) -> None:  # fmt: skip
+    """Print the dashboard payload exactly as the map receives it.
+
+    The JSON comes unchanged from reporting.fn_inc_dashboard (see
+    docs/dashboard-api-contract.md). Filters combine with AND.
+
+    Example: fleettickets dashboard --window custom --from 2026-06-01 --to 2026-06-15
+    """
+    payload = dashboards.fetch_dashboard(
+        app.settings, cluster=cluster, status=status, window=window,
+        date_from=date_from.date() if date_from else None,
+        date_to=date_to.date() if date_to else None, max_features=max_features,
+    )  # fmt: skip
+    if compact:
+        click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    else:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,6 +31,12 @@ class LockBusy(FleetTicketsError):
     exit_status = EXIT_LOCKED
 
 
+class DashboardArgumentError(FleetTicketsError):
+    """The dashboard function refused its arguments (SQLSTATE 22023): a usage error."""
+
+    exit_status = EXIT_USAGE
+
+
 class MigrationError(FleetTicketsError):
     """The migrations folder and the database ledger disagree, or a migration failed."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -69,3 +70,46 @@ def test_migrate_through_the_cli(empty_db_url: str) -> None:
     assert "applied 03_inc_columns.sql" in applied.stdout
     again = run("migrate", env={"DATABASE_URL": empty_db_url})
     assert again.stdout.startswith("schema is up to date")
+
+
+def test_dashboard_prints_the_payload_pretty_or_compact(db_url: str) -> None:
+    pretty = run("dashboard", "--window", "last_7_days", env={"DATABASE_URL": db_url})
+    assert pretty.returncode == 0, pretty.stderr
+    payload = json.loads(pretty.stdout)
+    assert payload["window"]["name"] == "last_7_days"
+    assert pretty.stdout.startswith('{\n  "generated_at": ')
+    compact = run("dashboard", "--json", "--cluster", "Pipeline", env={"DATABASE_URL": db_url})
+    assert compact.returncode == 0, compact.stderr
+    assert compact.stdout.count("\n") == 1
+    assert json.loads(compact.stdout)["filters"]["cluster"] == "Pipeline"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--window", "last_week"], "Error: unknown window 'last_week'. Use one of: today, yesterday, "
+         "last_7_days, last_30_days, this_month, custom (custom needs --from and --to)."),
+        (["--window", "custom", "--from", "2026-06-15", "--to", "2026-06-01"],
+         "Error: --from (2026-06-15) is after --to (2026-06-01). Both dates are inclusive; "
+         "for a single day pass the same date twice."),
+        (["--status", "opne"], "Error: unknown status 'opne'. The status filter matches "
+         "normalized_status: one of open, assigned, in_progress, on_hold, resolved, closed, "
+         "cancelled; leave it out for all."),
+    ],
+)  # fmt: skip
+def test_dashboard_bad_arguments_are_one_line_and_exit_2(
+    module_db_url: str, args: list[str], message: str
+) -> None:
+    result = run("dashboard", *args, env={"DATABASE_URL": module_db_url})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == message
+
+
+def test_dashboard_on_an_unmigrated_database_says_what_to_do(empty_db_url: str) -> None:
+    result = run("dashboard", env={"DATABASE_URL": empty_db_url})
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: reporting.fn_inc_dashboard does not exist in this database: "
+        "run `fleettickets migrate` first"
+    )

@@ -14,6 +14,9 @@ TIME_COLUMNS = [
     "created_at_service", "scheduled_at", "closed_at", "first_seen_at",
     "last_seen_at", "source_created_at", "source_updated_at",
 ]  # fmt: skip
+GENERATED_FUNCTIONS = [
+    "clean_text", "eat_ts", "to_bool", "to_double", "to_numeric", "feed_point", "hours_to_minutes",
+]  # fmt: skip
 DEBRIS = ["#VALUE!", "0000-00-00 00:00:00", "N/A", "", "   ", "#N/A", "null", "now", "2026-02-30 10:00:00"]
 
 
@@ -60,9 +63,9 @@ def test_generated_functions_are_immutable(module_db_url: str) -> None:
     with psycopg.connect(module_db_url) as conn:
         rows = conn.execute(
             "SELECT proname, provolatile FROM pg_proc WHERE pronamespace = 'tickets'::regnamespace "
-            "AND proname IN ('eat_ts', 'to_bool', 'to_numeric', 'clean_text', 'to_double')"
+            "AND proname = ANY(%s)", (GENERATED_FUNCTIONS,)
         ).fetchall()
-    assert sorted(rows) == [(n, "i") for n in sorted(["clean_text", "eat_ts", "to_bool", "to_double", "to_numeric"])]
+    assert sorted(rows) == [(n, "i") for n in sorted(GENERATED_FUNCTIONS)]
 
 
 @pytest.mark.parametrize("debris", DEBRIS + ["TRUE", "1", "-", "abc", "1e999", "99999999999999999999"])
@@ -97,7 +100,7 @@ def test_typed_columns_from_a_clean_row(conn: psycopg.Connection) -> None:
     })  # fmt: skip
     assert row(conn, "WOT0715527", "raw_status, normalized_status, bucket, is_actionable, cluster, region, owner, mttr, created_at_service, closed_at") == (
         "IN PROGRESS", "in_progress", "pending", True, "Quarry Road", "nairobi east", "j.mwangi",
-        pytest.approx(5.75), datetime(2026, 6, 13, 9, 41, tzinfo=EAT), None,
+        345, datetime(2026, 6, 13, 9, 41, tzinfo=EAT), None,
     )  # fmt: skip
 
 
@@ -188,3 +191,78 @@ def test_fn_tickets_for_map_geojson_and_summary(conn: psycopg.Connection) -> Non
     assert [f["id"] for f in everything["features"]] == ["CLOSED", "OPEN1"]
     assert everything["summary"]["by_geo_source"] == {"feed": 0, "location": 0, "cluster": 2, "none": 1}
     json.dumps(everything)  # plain JSON all the way down
+
+
+def test_latitude_longitude_from_feed_else_geometry(conn: psycopg.Connection) -> None:
+    add_location(conn, "NW_UMOJA_FDT1", -1.2833, 36.8950)
+    insert(conn, "FEED", {"latitude": "-1.30", "longitude": "36.80", "location_name": "NW_UMOJA_FDT1"})
+    insert(conn, "LOC", {"location_name": "NW_UMOJA_FDT1"})
+    insert(conn, "HALF", {"latitude": "-1.30", "location_name": "NW_UMOJA_FDT1"})
+    insert(conn, "NONE", {"latitude": "0", "longitude": "0"})
+    got = dict(
+        (r[0], r[1:])
+        for r in conn.execute("SELECT ticket_id, latitude, longitude FROM tickets.inc").fetchall()
+    )
+    assert got == {
+        "FEED": (pytest.approx(-1.30), pytest.approx(36.80)),
+        "LOC": (pytest.approx(-1.2833), pytest.approx(36.8950)),
+        "HALF": (pytest.approx(-1.2833), pytest.approx(36.8950)),
+        "NONE": (None, None),
+    }
+
+
+def test_latitude_longitude_follow_a_re_resolution(conn: psycopg.Connection) -> None:
+    insert(conn, "T1", {"location_name": "Umoja Market"})
+    assert row(conn, "T1", "latitude, longitude, geog") == (None, None, None)
+    add_location(conn, "Umoja Market", -1.2833, 36.8950)
+    conn.execute("SELECT tickets.refresh_geometry()")
+    assert row(conn, "T1", "latitude, longitude") == (pytest.approx(-1.2833), pytest.approx(36.8950))
+
+
+def test_geography_gives_metres_and_radius_search(conn: psycopg.Connection) -> None:
+    insert(conn, "A", {"latitude": "-1.2833", "longitude": "36.8167"})
+    insert(conn, "B", {"latitude": "-1.2923", "longitude": "36.8167"})  # ~1 km south
+    insert(conn, "FAR", {"latitude": "-4.0435", "longitude": "39.6682"})  # Mombasa
+    insert(conn, "NONE", {})
+    metres = conn.execute(
+        "SELECT ST_Distance(a.geog, b.geog) FROM tickets.inc a, tickets.inc b "
+        "WHERE a.ticket_id = 'A' AND b.ticket_id = 'B'"
+    ).fetchone()[0]
+    assert 990 < metres < 1005
+    near = conn.execute(
+        "SELECT ticket_id FROM tickets.inc WHERE ST_DWithin(geog, "
+        "ST_MakePoint(36.8167, -1.2833)::geography, 2000) ORDER BY ticket_id"
+    ).fetchall()
+    assert near == [("A",), ("B",)]
+    nearest = conn.execute(
+        "SELECT ticket_id FROM tickets.inc WHERE geog IS NOT NULL "
+        "ORDER BY geog <-> ST_MakePoint(39.6, -4.0)::geography LIMIT 1"
+    ).fetchone()
+    assert nearest == ("FAR",)
+
+
+@pytest.mark.parametrize(
+    "hours, minutes",
+    [("5.75", 345), ("0", 0), ("0.01", 1), ("0.005", 0), ("48", 2880), ("87600", 5256000),
+     ("87600.01", None), ("-1", None), ("999999999999", None), ("#VALUE!", None), ("", None),
+     (None, None)],
+)  # fmt: skip
+def test_mttr_is_whole_minutes_and_absurd_values_are_null(
+    conn: psycopg.Connection, hours: str | None, minutes: int | None
+) -> None:
+    insert(conn, "T1", {"mttr": hours})
+    assert row(conn, "T1", "mttr") == (minutes,)
+
+
+def test_single_valued_columns_are_dropped_and_kept_in_raw(conn: psycopg.Connection) -> None:
+    columns = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'tickets' AND table_name = 'inc'"
+        ).fetchall()
+    }
+    assert not columns & {"is_alarm", "is_auto_created", "is_auto_closed", "service_type"}
+    assert {"latitude", "longitude", "geog", "mttr"} <= columns
+    insert(conn, "T1", {"service_type": "inc", "is_auto_closed": "true"})
+    assert row(conn, "T1", "raw ->> 'service_type', raw ->> 'is_auto_closed'") == ("inc", "true")

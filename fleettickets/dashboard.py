@@ -1,0 +1,72 @@
+"""The dashboard payload: what reporting.fn_inc_dashboard serves the map, as plain data."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from fleettickets.db import connect
+from fleettickets.errors import DashboardArgumentError, FleetTicketsError
+from fleettickets.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WINDOWS = ("today", "yesterday", "last_7_days", "last_30_days", "this_month", "custom")
+DEFAULT_MAX_FEATURES = 10000
+
+DASHBOARD_SQL = """
+SELECT reporting.fn_inc_dashboard(
+    p_cluster => %(cluster)s, p_status => %(status)s, p_window => %(window)s,
+    p_from => %(date_from)s, p_to => %(date_to)s, p_max_features => %(max_features)s)
+"""
+
+# The function's messages name its SQL parameters; an operator types options.
+_OPTION_NAMES = {
+    "p_window": "--window", "p_from": "--from", "p_to": "--to", "p_status": "--status",
+    "p_max_features": "--max-features", "p_cluster": "--cluster",
+}  # fmt: skip
+
+
+def fetch_dashboard(
+    settings: Settings,
+    *,
+    cluster: str | None = None,
+    status: str | None = None,
+    window: str = "today",
+    date_from: date | None = None,
+    date_to: date | None = None,
+    max_features: int | None = DEFAULT_MAX_FEATURES,
+) -> dict[str, Any]:
+    """The payload exactly as the dashboard API receives it, parsed into a dict."""
+    with connect(settings, autocommit=True) as conn:
+        return read_dashboard(
+            conn, cluster=cluster, status=status, window=window,
+            date_from=date_from, date_to=date_to, max_features=max_features,
+        )  # fmt: skip
+
+
+def read_dashboard(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
+    try:
+        row = conn.execute(DASHBOARD_SQL, arguments).fetchone()
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise DashboardArgumentError(_for_operator(exc)) from None
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
+        raise FleetTicketsError(
+            "reporting.fn_inc_dashboard does not exist in this database: "
+            "run `fleettickets migrate` first"
+        ) from None
+    assert row is not None
+    payload: dict[str, Any] = row[0]
+    return payload
+
+
+def _for_operator(exc: psycopg.Error) -> str:
+    text = exc.diag.message_primary or str(exc).strip()
+    if exc.diag.message_hint:
+        text = f"{text}. {exc.diag.message_hint}"
+    pattern = r"\b(" + "|".join(_OPTION_NAMES) + r")\b"
+    return re.sub(pattern, lambda m: _OPTION_NAMES[m.group(1)], text)
