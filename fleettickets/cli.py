@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from fleettickets import __version__
+from fleettickets import __version__, gazetteer_csv, geocoding
 from fleettickets import dashboard as dashboards
 from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
@@ -135,6 +135,94 @@ def dashboard(app: App, cluster: str | None, status: str | None, window: str,
         click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     else:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+apply_option = click.option(
+    "--apply", is_flag=True, help="Ask the provider and write (default: dry run, nothing sent)."
+)
+retry_option = click.option(
+    "--retry-failed", is_flag=True,
+    help="Ask again for places answered 'not found' or 'rejected' "
+    "(otherwise only once GEOCODER_RETRY_FAILED_DAYS have passed).",
+)  # fmt: skip
+
+
+@cli.command("geocode-clusters")
+@apply_option
+@retry_option
+@pass_app
+def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
+    """Give every ticket cluster one point, the map's coarse fallback.
+
+    Each cluster (aliases such as QOA = Quarry Road followed) is searched as
+    "<cluster>, <region>, Kenya". Answers are cached in tickets.geo_clusters;
+    a cluster already answered is not asked again. A spent daily quota ends
+    the run early with status 0, keeping what was done.
+
+    Example: fleettickets geocode-clusters --apply
+    """
+    result = geocoding.geocode_clusters(app.settings, apply=apply, retry_failed=retry_failed)
+    click.echo(report.geocode_text(result))
+
+
+@cli.command("geocode-locations")
+@apply_option
+@click.option("--limit", type=click.IntRange(min=0), help="Send at most N queries this run.")
+@retry_option
+@pass_app
+def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bool) -> None:
+    """Give the locations of open tickets a precise point.
+
+    Network codes are stripped from location_name (NW_KAYOLE_JUNCTION_FDT3 is
+    searched as "Kayole Junction, <cluster>, <region>, Kenya"), the search is
+    bounded to about 25 km around the cluster's point, and an answer farther
+    than 25 km from it is stored as 'rejected', never mapped. Run
+    geocode-clusters first. Answers are cached in tickets.geo_locations.
+
+    Example: fleettickets geocode-locations --apply --limit 500
+    """
+    result = geocoding.geocode_locations(
+        app.settings, apply=apply, limit=limit, retry_failed=retry_failed
+    )
+    click.echo(report.geocode_text(result))
+
+
+@cli.group()
+def gazetteer() -> None:
+    """Review geocoded points in a spreadsheet: export, correct, verify, import.
+
+    Example: fleettickets gazetteer export --out gazetteer.csv
+    """
+
+
+@gazetteer.command("export")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="CSV file to write (overwritten).")  # fmt: skip
+@pass_app
+def gazetteer_export(app: App, out: Path) -> None:
+    """Write both gazetteers (clusters and locations) to one CSV file.
+
+    Edit latitude, longitude and verified; leave the other columns as context.
+
+    Example: fleettickets gazetteer export --out gazetteer.csv
+    """
+    rows = gazetteer_csv.export_csv(app.settings, out)
+    click.echo(f"exported {rows} rows to {out}")
+
+
+@gazetteer.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def gazetteer_import(app: App, file: Path) -> None:
+    """Load a reviewed CSV back: corrected points and verified flags, all or nothing.
+
+    Verified rows are never overwritten by geocoding. Bad coordinates or
+    unknown columns are listed and nothing is applied.
+
+    Example: fleettickets gazetteer import gazetteer.csv
+    """
+    result = gazetteer_csv.import_csv(app.settings, file)
+    click.echo(report.import_text(result))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,3 +70,7 @@ class GeocoderQuotaExhausted(GeocoderError):
 
 class GeocoderUnavailable(GeocoderError):
     """The provider kept failing (network, 5xx, repeated 429) after bounded retries."""
+
+
+class GazetteerImportError(FleetTicketsError):
+    """A reviewed gazetteer file has problems; nothing of it was applied."""

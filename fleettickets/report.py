@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from fleettickets.gazetteer import MAX_DISTANCE_KM
+from fleettickets.gazetteer_csv import ImportReport
+from fleettickets.geocoding import GeocodeReport
 from fleettickets.ingest import IngestReport
 
 
@@ -38,3 +41,57 @@ def ingest_text(report: IngestReport) -> str:
 
 def ingest_json(report: IngestReport) -> str:
     return json.dumps(report.as_dict(), ensure_ascii=False)
+
+
+def geocode_text(report: GeocodeReport) -> str:
+    kind = report.kind
+    done = sum(report.statuses.values())
+    lines = []
+    if not report.applied:
+        lines.append(
+            f"would geocode {report.places} {kind}s: {report.sent_queries} queries to send "
+            f"to the provider, {report.from_cache} answered from earlier answers"
+        )
+        if report.sample:
+            lines.append(f"sample queries (first {len(report.sample)}):")
+            lines += [f"  {query}" for query in report.sample]
+    elif report.places:
+        s = report.statuses
+        lines.append(
+            f"geocoded {done} {kind}s with {report.provider}: {s['ok']} ok, "
+            f"{s['rejected']} rejected (over {MAX_DISTANCE_KM:g} km from the cluster), "
+            f"{s['not_found']} not found, {s['error']} failed; {report.from_cache} from "
+            f"earlier answers, {report.requests_sent} requests sent, "
+            f"{report.saved.tickets_moved} tickets re-placed"
+        )
+        if report.saved.kept_verified:
+            lines.append(f"kept {report.saved.kept_verified} verified rows as they were")
+    if report.stopped:
+        lines.append(f"stopped early: {report.stopped}")
+    if report.left:
+        lines.append(f"{report.left} queries left for a later run")
+    if report.no_place_name:
+        lines.append(
+            f"skipped {len(report.no_place_name)} location names with no place name left "
+            f"once network codes are removed (e.g. {', '.join(report.no_place_name[:3])})"
+        )
+    if report.no_cluster_point:
+        lines.append(
+            f"skipped {len(report.no_cluster_point)} locations whose cluster has no "
+            "coordinates yet (run `fleettickets geocode-clusters --apply` first)"
+        )
+    if not report.places:
+        lines.append(f"no {kind}s need geocoding")
+    if not report.applied:
+        lines.append("(dry run: nothing sent to the provider, nothing written; add --apply)")
+    return "\n".join(lines)
+
+
+def import_text(result: ImportReport) -> str:
+    lines = [f"{kind} {key}: updated" for kind, key in result.changed]
+    lines += [f"{kind} {key}: added" for kind, key in result.inserted]
+    lines.append(
+        f"imported {result.rows} rows: {len(result.changed)} updated, "
+        f"{len(result.inserted)} added, {result.tickets_moved} tickets re-placed"
+    )
+    return "\n".join(lines)

@@ -26,7 +26,11 @@ ENV_NAMES = {
     "geocoder_provider": "GEOCODER_PROVIDER",
     "geocoder_api_key": "GEOCODER_API_KEY",
     "geocoder_base_url": "GEOCODER_BASE_URL",
+    "geocoder_requests_per_second": "GEOCODER_REQUESTS_PER_SECOND",
+    "geocoder_retry_failed_days": "GEOCODER_RETRY_FAILED_DAYS",
 }
+# Settings read as positive numbers.
+NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days")
 SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
 
 
@@ -42,6 +46,10 @@ class Settings:
     geocoder_provider: str | None = None
     geocoder_api_key: str | None = None
     geocoder_base_url: str | None = None
+    # None: the provider's free-tier rate (fleettickets.geocoder).
+    geocoder_requests_per_second: float | None = None
+    # Age after which 'not_found' and 'rejected' answers are asked again.
+    geocoder_retry_failed_days: float = 30.0
 
     @classmethod
     def from_env(
@@ -53,11 +61,12 @@ class Settings:
         if dotenv_path.is_file():
             merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v})
         merged.update(os.environ if environ is None else environ)
-        values = {}
+        values: dict[str, str | float] = {}
         for field in fields(cls):
             raw = merged.get(ENV_NAMES[field.name], "").strip()
             if raw:
-                values[field.name] = raw
+                number = field.name in NUMBER_FIELDS
+                values[field.name] = _number(field.name, raw) if number else raw
         settings = cls(**values)
         settings.validate()
         return settings
@@ -121,8 +130,18 @@ class Settings:
                 value = "***"
             elif field.name == "database_url" and value:
                 value = redact_url_password(value)
-            shown[ENV_NAMES[field.name]] = value
+            shown[ENV_NAMES[field.name]] = None if value is None else str(value)
         return shown
+
+
+def _number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{ENV_NAMES[name]} must be a positive number (got {raw!r})")
+    return value
 
 
 def redact_url_password(url: str) -> str:

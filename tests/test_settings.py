@@ -65,3 +65,12 @@ def test_secrets_are_listed_and_redacted() -> None:
     for secret in settings.secrets():
         assert secret not in shown
     assert "postgresql://app:***@db:5432/tickets" in shown
+
+
+def test_geocoding_numbers() -> None:
+    settings = Settings.from_env({"GEOCODER_REQUESTS_PER_SECOND": "0.5"}, env_file=NO_FILE)
+    assert settings.geocoder_requests_per_second == 0.5
+    assert settings.geocoder_retry_failed_days == 30.0
+    for bad in ("0", "-1", "fast", "inf", "nan"):
+        with pytest.raises(ConfigError, match="GEOCODER_RETRY_FAILED_DAYS must be a positive number"):
+            Settings.from_env({"GEOCODER_RETRY_FAILED_DAYS": bad}, env_file=NO_FILE)
