@@ -96,6 +96,8 @@ def main() -> None:
         os.chdir(state)  # no stray .env from the checkout
         run(["-q", "migrate"], env)
         run(["-q", "ingest", "--apply"], env)
+        # The demo has no geocoder key: reviewed cluster points stand in for it.
+        run(["-q", "gazetteer", "import", str(ROOT / "scripts" / "demo-clusters.csv")], env)
     finally:
         s3.stop()
 
