@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,7 +27,12 @@ ENV_NAMES = {
     "geocoder_provider": "GEOCODER_PROVIDER",
     "geocoder_api_key": "GEOCODER_API_KEY",
     "geocoder_base_url": "GEOCODER_BASE_URL",
+    "status_max_pending_minutes": "STATUS_MAX_PENDING_MINUTES",
+    "status_max_silence_minutes": "STATUS_MAX_SILENCE_MINUTES",
+    "export_hours": "EXPORT_HOURS",
 }
+_INT_FIELDS = ("status_max_pending_minutes", "status_max_silence_minutes")
+EXPORT_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
 
 
@@ -42,6 +48,12 @@ class Settings:
     geocoder_provider: str | None = None
     geocoder_api_key: str | None = None
     geocoder_base_url: str | None = None
+    # Health thresholds for `status --check` (docs/operations.md). The exporter
+    # writes every 20 minutes and the ingest runs every 20 minutes, so a file
+    # normally waits under 20; 45 means two runs in a row missed it.
+    status_max_pending_minutes: int = 45
+    status_max_silence_minutes: int = 60
+    export_hours: str = "06:00-20:00"  # EAT wall-clock, when the exporter writes
 
     @classmethod
     def from_env(
@@ -57,7 +69,7 @@ class Settings:
         for field in fields(cls):
             raw = merged.get(ENV_NAMES[field.name], "").strip()
             if raw:
-                values[field.name] = raw
+                values[field.name] = _whole_minutes(field.name, raw) if field.name in _INT_FIELDS else raw
         settings = cls(**values)
         settings.validate()
         return settings
@@ -85,6 +97,11 @@ class Settings:
             raise ConfigError(
                 "GEOCODER_PROVIDER must be one of " + ", ".join(GEOCODER_PROVIDERS)
             )
+        if not EXPORT_HOURS.match(self.export_hours):
+            raise ConfigError("EXPORT_HOURS must look like 06:00-20:00 (EAT, start-end)")
+        for name in _INT_FIELDS:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{ENV_NAMES[name]} must be a whole number of minutes, at least 1")
 
     def require(self, *names: str) -> None:
         """Fail with a message naming the variable when a needed setting is missing."""
@@ -112,9 +129,9 @@ class Settings:
             values.append(password)
         return [v for v in values if v]
 
-    def redacted(self) -> dict[str, str | None]:
+    def redacted(self) -> dict[str, str | int | None]:
         """The settings as a dict that is safe to print."""
-        shown: dict[str, str | None] = {}
+        shown: dict[str, str | int | None] = {}
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name in SECRET_FIELDS and value:
@@ -123,6 +140,13 @@ class Settings:
                 value = redact_url_password(value)
             shown[ENV_NAMES[field.name]] = value
         return shown
+
+
+def _whole_minutes(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_NAMES[name]} must be a whole number of minutes (got {raw!r})") from None
 
 
 def redact_url_password(url: str) -> str:
