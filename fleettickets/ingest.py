@@ -22,6 +22,7 @@ from fleettickets.logs import new_run_id, progress_reader
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 from fleettickets.source import (
+    EAT,
     ChangeFile,
     archive_change_file,
     list_change_files,
@@ -224,7 +225,7 @@ def _new_result(change: ChangeFile, watermark: Any) -> FileResult:
     if late:
         logger.warning(
             "%s is late: older than files already applied (newest %s); its rows only "
-            "replace older versions", change.key, watermark.isoformat(),
+            "replace older versions", change.key, watermark.astimezone(EAT).isoformat(),
             extra={"file": change.key, "late": True},
         )  # fmt: skip
     return FileResult(file_key=change.key, file_ts=change.file_ts, etag=change.etag,
