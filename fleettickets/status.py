@@ -94,7 +94,7 @@ def gather(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]
         facts["ingest_running"] = _lock_held(conn)
         facts["watermark"] = _watermark(conn, present)
         facts["runs"] = _runs(conn, present, facts["ingest_running"])
-        facts["bucket"] = _bucket(conn, settings, present, now)
+        facts["bucket"] = _bucket(conn, settings, present)
         facts["tickets"] = _tickets(conn, present)
         facts["gazetteer"] = _gazetteer(conn, present)
         facts["freshness"] = _freshness(conn, present, facts["watermark"], now)
@@ -224,7 +224,7 @@ def _still_running_unlocked(conn: psycopg.Connection, run_id: str) -> bool:
     return still == "running" and not _lock_held(conn)
 
 
-def _bucket(conn: psycopg.Connection, settings: Settings, present: set[str], now: datetime) -> dict[str, Any]:
+def _bucket(conn: psycopg.Connection, settings: Settings, present: set[str]) -> dict[str, Any]:
     facts: dict[str, Any] = {"error": None, "waiting": 0, "not_archived": 0, "conflicts": 0,
                              "skipped": 0, "oldest": None, "newest": None}  # fmt: skip
     try:
