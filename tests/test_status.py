@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def test_killed_run_is_unhealthy_but_a_live_run_is_not(settings: Settings, tmp_p
     upload(settings, recent_stream(tmp_path / "s"))
     env = job_env(settings.database_url, settings, FLEETTICKETS_CRASH_AT="before-commit:1")
     assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == CRASH_EXIT_STATUS
+    wait_for_backends_to_end(settings.database_url)
     checked = report(settings)
     assert checked.facts["runs"][0]["status"] == "interrupted"
     assert any("never finished" in p for p in checked.problems)
@@ -99,6 +101,16 @@ def test_killed_run_is_unhealthy_but_a_live_run_is_not(settings: Settings, tmp_p
         assert checked.facts["ingest_running"] is True
         assert [r["status"] for r in checked.facts["runs"]] == ["running", "interrupted"]
         assert not any("never finished" in p for p in checked.problems)
+
+
+def wait_for_backends_to_end(url: str) -> None:
+    """The server ends a killed client's session (and its lock) a moment after the process dies."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fleettickets' "
+                           "AND pid <> pg_backend_pid()").fetchone() != (0,):  # fmt: skip
+            assert time.monotonic() < deadline, "the killed run's session never ended"
+            time.sleep(0.05)
 
 
 def test_files_waiting_too_long_are_unhealthy(settings: Settings, tmp_path: Path) -> None:
