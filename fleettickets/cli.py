@@ -17,6 +17,7 @@ from fleettickets import dashboard as dashboards
 from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
 from fleettickets import report
+from fleettickets import status as pipeline_status
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, FleetTicketsError
 from fleettickets.logs import redact, setup_logging
 from fleettickets.settings import Settings
@@ -223,6 +224,39 @@ def gazetteer_import(app: App, file: Path) -> None:
     """
     result = gazetteer_csv.import_csv(app.settings, file)
     click.echo(report.import_text(result))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print every fact as one JSON document.")
+@click.option("--check", is_flag=True, help="Print one line and exit 1 if the pipeline is unhealthy.")
+@click.option("--max-pending-minutes", type=click.IntRange(min=1),
+              help="Unhealthy when a file has waited in changes/ longer than this "
+                   "[STATUS_MAX_PENDING_MINUTES, default 45].")
+@click.option("--max-silence-minutes", type=click.IntRange(min=1),
+              help="Unhealthy when no file has arrived for this long during export hours "
+                   "[STATUS_MAX_SILENCE_MINUTES, default 60].")
+@click.option("--export-hours", metavar="HH:MM-HH:MM",
+              help="When the exporter writes, EAT [EXPORT_HOURS, default 06:00-20:00].")
+@pass_app
+def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None,
+           max_silence_minutes: int | None, export_hours: str | None) -> None:  # fmt: skip
+    """Show schema, watermark, waiting files, recent runs, tickets and freshness.
+
+    With --check, print one line (healthy, or every reason it is not) and exit
+    1 when the last run failed or never finished, a migration is pending, the
+    bucket cannot be listed, a file has waited too long, or no file has
+    arrived for too long during export hours. Read-only; takes no lock.
+
+    Example: fleettickets status --check
+    """
+    result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
+                                    max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
+    if as_json:
+        click.echo(report.status_json(result))
+    else:
+        click.echo(report.status_line(result) if check else report.status_text(result))
+    if check and not result.healthy:
+        sys.exit(EXIT_FAILURE)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,10 +20,11 @@ from fleettickets.errors import BadChangeFile, FleetTicketsError
 from fleettickets.faults import crash_point
 from fleettickets.load import FileResult, load_change_file, prepare_session
 from fleettickets.migrate import require_current_schema
-from fleettickets.logs import new_run_id
+from fleettickets.logs import new_run_id, progress_reader
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 from fleettickets.source import (
+    EAT,
     ChangeFile,
     archive_change_file,
     list_change_files,
@@ -121,10 +122,15 @@ def run_ingest(
         except psycopg.Error as exc:
             report.failed = f"database error: {str(exc).strip()}"
             raise FleetTicketsError(report.failed) from None
+        except BaseException as exc:
+            # Anything unforeseen (or Ctrl-C) must not leave the run recorded as ok.
+            report.failed = f"stopped by {type(exc).__name__}: {str(exc).strip()}"
+            raise
         finally:
             report.seconds = time.monotonic() - started
             if apply and not conn.closed:
                 _finish_run(conn, report)
+            _log_run(report)
     return report
 
 
@@ -233,7 +239,7 @@ def _new_result(change: ChangeFile, watermark: Any) -> FileResult:
     if late:
         logger.warning(
             "%s is late: older than files already applied (newest %s); its rows only "
-            "replace older versions", change.key, watermark.isoformat(),
+            "replace older versions", change.key, watermark.astimezone(EAT).isoformat(),
             extra={"file": change.key, "late": True},
         )  # fmt: skip
     return FileResult(file_key=change.key, file_ts=change.file_ts, etag=change.etag,
@@ -242,7 +248,7 @@ def _new_result(change: ChangeFile, watermark: Any) -> FileResult:
 
 @contextmanager
 def _opened(opener: Any, change: ChangeFile) -> Iterator[BinaryIO]:
-    stream = opener(change)
+    stream = progress_reader(opener(change), change.size, change.name)
     try:
         yield stream
     finally:
@@ -280,7 +286,21 @@ def _log_file(result: FileResult, *, applied: bool) -> None:
         "applied" if applied else "would apply", result.file_key, result.inserted,
         result.updated, result.unchanged, result.stale,
         result.alarms_dropped + result.sentinels_dropped, result.rejected,
-        extra={"event": "file", **result.as_dict()},
+        extra={"event": "file", "file": result.file_key, "applied": applied, **result.as_dict()},
+    )  # fmt: skip
+
+
+def _log_run(report: IngestReport) -> None:
+    """One closing event per run, so a log reader sees the outcome without adding up files."""
+    totals = report.totals()
+    outcome = "failed" if not report.ok else "finished" if report.applied else "dry run finished"
+    logger.log(
+        logging.INFO if report.ok else logging.ERROR,
+        "ingest %s: %d files, %d new, %d changed, %d archived in %.1fs", outcome,
+        len(report.files), totals["inserted"], totals["updated"], len(report.archived), report.seconds,
+        extra={"event": "run", "applied": report.applied, "ok": report.ok, "files": len(report.files),
+               "archived": len(report.archived), "problems": len(report.problems),
+               "failed": report.failed, "seconds": round(report.seconds, 3), **totals},
     )  # fmt: skip
 
 

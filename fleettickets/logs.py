@@ -9,6 +9,9 @@ import sys
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
+
+import click
 
 _run_id = uuid.uuid4().hex[:12]
 
@@ -72,6 +75,38 @@ class JsonFormatter(logging.Formatter):
         if record.exc_text:
             event["exc"] = record.exc_text
         return json.dumps(event, default=str, ensure_ascii=False)
+
+
+# Below this a file loads in a second or two and a bar would only flicker.
+PROGRESS_MIN_BYTES = 4 << 20
+
+
+def progress_reader(stream: Any, total: int, label: str) -> Any:
+    """`stream`, drawing a progress bar over the bytes read when stderr is a terminal.
+
+    Anywhere else (cron, a container's log) the stream comes back untouched, so
+    machine-read output never holds anything but log events.
+    """
+    wanted = logging.getLogger("fleettickets").isEnabledFor(logging.INFO)
+    if total < PROGRESS_MIN_BYTES or not wanted or not sys.stderr.isatty():
+        return stream
+    return _ProgressReader(stream, total, label)
+
+
+class _ProgressReader:
+    def __init__(self, stream: Any, total: int, label: str) -> None:
+        self._stream = stream
+        self._bar = click.progressbar(length=total, label=label, file=sys.stderr, width=30)
+        self._bar.__enter__()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._stream.read(size)
+        self._bar.update(len(chunk))
+        return chunk
+
+    def close(self) -> None:
+        self._bar.__exit__(None, None, None)
+        self._stream.close()
 
 
 class TextFormatter(logging.Formatter):

@@ -22,14 +22,21 @@ CLIENT_CONFIG = Config(
 )
 
 
-def make_s3_client(settings: Settings):  # type: ignore[no-untyped-def]
-    """A boto3 S3 client for the configured endpoint; credentials only from settings."""
+def make_s3_client(settings: Settings, *, attempts: int | None = None):  # type: ignore[no-untyped-def]
+    """A boto3 S3 client for the configured endpoint; credentials only from settings.
+
+    `attempts` lowers the retry count for callers that want a quick answer
+    (a health check) rather than a patient one (the ingest).
+    """
     settings.require("s3_endpoint", "s3_access_key_id", "s3_secret_access_key")
+    config = CLIENT_CONFIG
+    if attempts is not None:
+        config = config.merge(Config(retries={"max_attempts": attempts, "mode": "standard"}))
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key_id,
         aws_secret_access_key=settings.s3_secret_access_key,
-        config=CLIENT_CONFIG,
+        config=config,
     )

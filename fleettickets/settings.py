@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,9 +29,14 @@ ENV_NAMES = {
     "geocoder_base_url": "GEOCODER_BASE_URL",
     "geocoder_requests_per_second": "GEOCODER_REQUESTS_PER_SECOND",
     "geocoder_retry_failed_days": "GEOCODER_RETRY_FAILED_DAYS",
+    "status_max_pending_minutes": "STATUS_MAX_PENDING_MINUTES",
+    "status_max_silence_minutes": "STATUS_MAX_SILENCE_MINUTES",
+    "export_hours": "EXPORT_HOURS",
 }
-# Settings read as positive numbers.
+# Settings read as positive numbers, and as whole minutes.
 NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days")
+_INT_FIELDS = ("status_max_pending_minutes", "status_max_silence_minutes")
+EXPORT_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
 
 
@@ -50,6 +56,12 @@ class Settings:
     geocoder_requests_per_second: float | None = None
     # Age after which 'not_found' and 'rejected' answers are asked again.
     geocoder_retry_failed_days: float = 30.0
+    # Health thresholds for `status --check` (docs/operations.md). The exporter
+    # writes every 20 minutes and the ingest runs every 20 minutes, so a file
+    # normally waits under 20; 45 means two runs in a row missed it.
+    status_max_pending_minutes: int = 45
+    status_max_silence_minutes: int = 60
+    export_hours: str = "06:00-20:00"  # EAT wall-clock, when the exporter writes
 
     @classmethod
     def from_env(
@@ -65,8 +77,7 @@ class Settings:
         for field in fields(cls):
             raw = merged.get(ENV_NAMES[field.name], "").strip()
             if raw:
-                number = field.name in NUMBER_FIELDS
-                values[field.name] = _number(field.name, raw) if number else raw
+                values[field.name] = _parse(field.name, raw)
         settings = cls(**values)
         settings.validate()
         return settings
@@ -94,6 +105,11 @@ class Settings:
             raise ConfigError(
                 "GEOCODER_PROVIDER must be one of " + ", ".join(GEOCODER_PROVIDERS)
             )
+        if not EXPORT_HOURS.match(self.export_hours):
+            raise ConfigError("EXPORT_HOURS must look like 06:00-20:00 (EAT, start-end)")
+        for name in _INT_FIELDS:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{ENV_NAMES[name]} must be a whole number of minutes, at least 1")
 
     def require(self, *names: str) -> None:
         """Fail with a message naming the variable when a needed setting is missing."""
@@ -121,9 +137,9 @@ class Settings:
             values.append(password)
         return [v for v in values if v]
 
-    def redacted(self) -> dict[str, str | None]:
+    def redacted(self) -> dict[str, str | int | None]:
         """The settings as a dict that is safe to print."""
-        shown: dict[str, str | None] = {}
+        shown: dict[str, str | int | None] = {}
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name in SECRET_FIELDS and value:
@@ -134,6 +150,14 @@ class Settings:
         return shown
 
 
+def _parse(name: str, raw: str) -> object:
+    if name in NUMBER_FIELDS:
+        return _number(name, raw)
+    if name in _INT_FIELDS:
+        return _whole_minutes(name, raw)
+    return raw
+
+
 def _number(name: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -142,6 +166,13 @@ def _number(name: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{ENV_NAMES[name]} must be a positive number (got {raw!r})")
     return value
+
+
+def _whole_minutes(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_NAMES[name]} must be a whole number of minutes (got {raw!r})") from None
 
 
 def redact_url_password(url: str) -> str:

@@ -24,6 +24,7 @@ class ChangeFile:
     file_ts: datetime
     etag: str
     size: int
+    last_modified: datetime | None = None  # when it landed in the bucket, if listed
 
     @property
     def name(self) -> str:
@@ -66,7 +67,7 @@ def list_change_files(client: Any, bucket: str, prefix: str, page_size: int = 10
             kwargs["ContinuationToken"] = token
         try:
             page = client.list_objects_v2(**kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise FleetTicketsError(f"cannot list s3://{bucket}/{prefix}: {_client_error(exc)}") from None
         except BotoCoreError as exc:
             raise FleetTicketsError(f"cannot list s3://{bucket}/{prefix}: {exc}") from None
@@ -107,7 +108,8 @@ def _classify(
     if file_ts is None:
         skipped.append((key, "name is not <YYYY-MM-DDTHH-MM-SS>.csv"))
         return
-    files.append(ChangeFile(key=key, file_ts=file_ts, etag=obj["ETag"].strip('"'), size=int(obj["Size"])))
+    files.append(ChangeFile(key=key, file_ts=file_ts, etag=obj["ETag"].strip('"'), size=int(obj["Size"]),
+                            last_modified=obj.get("LastModified")))  # fmt: skip
 
 
 def open_change_file(client: Any, bucket: str, change: ChangeFile) -> Any:
@@ -150,7 +152,7 @@ def archive_change_file(client: Any, bucket: str, change: ChangeFile, processed_
             CopySource={"Bucket": bucket, "Key": change.key},
             CopySourceIfMatch=f'"{change.etag}"',
         )
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise FleetTicketsError(f"{change.key}: archiving to {target} failed: {_client_error(exc)}") from None
     copied = _head_object(client, bucket, target)
     # A multipart ETag is not an MD5 and a copy may get a new one; the size must still match.
@@ -161,7 +163,7 @@ def archive_change_file(client: Any, bucket: str, change: ChangeFile, processed_
         )
     try:
         client.delete_object(Bucket=bucket, Key=change.key)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise FleetTicketsError(f"{change.key}: copied to {target} but not deleted: {_client_error(exc)}") from None
     return "archived"
 
@@ -174,6 +176,8 @@ def _head(client: Any, bucket: str, key: str) -> str | None:
 def _head_object(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         response = client.head_object(Bucket=bucket, Key=key)
+    except BotoCoreError as exc:
+        raise FleetTicketsError(f"cannot inspect s3://{bucket}/{key}: {_client_error(exc)}") from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
@@ -181,6 +185,9 @@ def _head_object(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
     return {"etag": response["ETag"].strip('"'), "size": int(response["ContentLength"])}
 
 
-def _client_error(exc: ClientError) -> str:
+def _client_error(exc: ClientError | BotoCoreError) -> str:
+    if isinstance(exc, BotoCoreError):
+        # Network-level: the endpoint did not answer (wrong URL, store down, timeout).
+        return f"the S3 endpoint did not answer ({exc})"
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'error')}: {error.get('Message', '').strip() or 'no message'}"

@@ -597,10 +597,10 @@ def test_real_clock_spacing(hit_server: FakeGeocodeServer, provider: str) -> Non
     arrivals = [r.at for r in hit_server.requests[1:]]
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     assert len(gaps) == 4
-    # Sends are >= 1/rate apart. Thread scheduling on a busy machine can delay one
-    # arrival by a few ms, shortening one gap and lengthening the next.
-    assert min(gaps) >= 1 / rate - 0.010, gaps
-    assert sum(gaps) / len(gaps) >= 1 / rate - 0.002, gaps
+    # Sends are >= 1/rate apart. Arrivals are seen through thread scheduling on a
+    # busy machine, which can shift any one of them, so assert the span: five
+    # requests cannot arrive in less than four intervals.
+    assert sum(gaps) >= len(gaps) / rate - 0.005, gaps
 
 
 def test_parse_retry_after() -> None:
