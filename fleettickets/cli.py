@@ -14,6 +14,7 @@ import psycopg
 
 from fleettickets import __version__, gazetteer_csv, geocoding
 from fleettickets import dashboard as dashboards
+from fleettickets import history as ticket_history
 from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
 from fleettickets import report
@@ -21,6 +22,7 @@ from fleettickets import status as pipeline_status
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, FleetTicketsError
 from fleettickets.logs import redact, setup_logging
 from fleettickets.settings import Settings
+from fleettickets.source import EAT
 
 logger = logging.getLogger("fleettickets")
 
@@ -257,6 +259,60 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
         click.echo(report.status_line(result) if check else report.status_text(result))
     if check and not result.healthy:
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command("capture-history")
+@click.option("--apply", is_flag=True, help="Write to the database (default: dry run).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_app
+def capture_history(app: App, apply: bool, as_json: bool) -> None:
+    """Record new closures and refresh the daily backlog rows (ingest --apply does this too).
+
+    Appends closure_events for versions ingested since the last capture and
+    upserts inc_daily_snapshot from the oldest day they touched through today.
+
+    Example: fleettickets capture-history --apply
+    """
+    result = ticket_history.capture_history(app.settings, apply=apply)
+    click.echo(report.history_json(result) if as_json else report.capture_text(result, applied=apply))
+
+
+@cli.group()
+def history() -> None:
+    """Ticket history: rebuild closures and daily backlog, read tickets as of an instant.
+
+    See docs/history.md for what a version, a closure and a daily row mean.
+    """
+
+
+@history.command()
+@click.option("--apply", is_flag=True, help="Write to the database (default: dry run).")
+@click.option("--no-replay", is_flag=True, help="Do not read processed/ files from the bucket.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_app
+def rebuild(app: App, apply: bool, no_replay: bool, as_json: bool) -> None:
+    """Recompute closure_events and every daily row from the first version to today.
+
+    First replays (read-only) the bucket's processed/ files older than the
+    first file this database ingested, so their versions exist.
+
+    Example: fleettickets history rebuild --apply
+    """
+    result = ticket_history.rebuild_history(app.settings, apply=apply, replay=not no_replay)
+    click.echo(report.history_json(result) if as_json else report.rebuild_text(result))
+
+
+@history.command("as-of")
+@click.argument("at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]))
+@click.option("--ticket", "ticket_id", help="Only this ticket.")
+@pass_app
+def as_of(app: App, at: datetime, ticket_id: str | None) -> None:
+    """Print every ticket (or one) as it stood at AT (EAT wall-clock), one JSON line each.
+
+    Example: fleettickets history as-of "2026-06-16 18:00:00" --ticket WOT0715527
+    """
+    for row in ticket_history.as_of(app.settings, at.replace(tzinfo=EAT), ticket_id):
+        click.echo(json.dumps(row, default=str, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import BadChangeFile, FleetTicketsError
 from fleettickets.faults import crash_point
+from fleettickets.history import HistoryCapture, capture
 from fleettickets.load import FileResult, load_change_file, prepare_session
 from fleettickets.migrate import require_current_schema
 from fleettickets.logs import new_run_id, progress_reader
@@ -44,6 +45,7 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     failed: str | None = None
+    history: HistoryCapture | None = None
     seconds: float = 0.0
 
     @property
@@ -66,6 +68,7 @@ class IngestReport:
             "skipped": [{"key": k, "reason": r} for k, r in self.skipped],
             "problems": self.problems,
             "failed": self.failed,
+            "history": self.history.as_dict() if self.history else None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -114,6 +117,10 @@ def run_ingest(
                     # Files committed before a failure are archived all the same.
                     if client is not None:
                         _archive(conn, client, settings, plan.to_archive + _loaded(plan, report), report)
+                # Every run, also with nothing new: today's row moves on, and a
+                # capture missed by an earlier failed run is caught up here.
+                with conn.transaction():
+                    report.history = capture(conn)
             else:
                 _preview(conn, plan, opener, report)
         except FleetTicketsError as exc:

@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 # clause is the late-file guard: a row only replaces a version that came from
 # an older file. An identical row still takes the newer file's timestamp (so a
 # later late file cannot roll it back) but keeps its ingested_at: RETURNING
-# tells changed rows apart by ingested_at having moved to now().
+# tells changed rows apart by ingested_at having moved to now(). Changed rows
+# are also appended to tickets.inc_versions by the same statement, from the
+# rows RETURNING already hands back: no second pass over staging or the table.
 MERGE_SQL = """
 WITH winners AS MATERIALIZED (
     SELECT max(line) AS line FROM ingest_stage GROUP BY {ticket}
@@ -44,13 +46,40 @@ WITH winners AS MATERIALIZED (
            source_file_ts = EXCLUDED.source_file_ts,
            source_key = EXCLUDED.source_key
      WHERE t.source_file_ts IS NULL OR t.source_file_ts < EXCLUDED.source_file_ts
-    RETURNING xmax = 0 AS inserted, ingested_at = now() AS changed
+    RETURNING ticket_id, raw, xmax = 0 AS inserted, ingested_at = now() AS changed
+), versions AS (
+    INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
+    SELECT ticket_id, %(file_ts)s, %(file_key)s, raw FROM merged WHERE changed
+    ON CONFLICT (ticket_id, valid_from) DO NOTHING
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM winners),
        count(*) FILTER (WHERE inserted),
        count(*) FILTER (WHERE changed AND NOT inserted),
-       count(*) FILTER (WHERE NOT changed)
+       count(*) FILTER (WHERE NOT changed),
+       (SELECT count(*) FROM versions)
   FROM merged
+"""
+# Rows of a late file that lost the guard are still real versions, stamped
+# with their own file time: recorded when they differ from the version just
+# before that time, so point-in-time reads see them. Run only when a file has
+# such rows (a late file or a replay), so the common path pays nothing.
+STALE_VERSIONS_SQL = """
+WITH winners AS MATERIALIZED (
+    SELECT max(line) AS line FROM ingest_stage GROUP BY {ticket}
+), late AS (
+    SELECT {ticket} AS ticket_id, {raw} AS raw
+      FROM ingest_stage JOIN winners USING (line)
+)
+INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
+SELECT l.ticket_id, %(file_ts)s, %(file_key)s, l.raw
+  FROM late l
+  JOIN tickets.inc t ON t.ticket_id = l.ticket_id AND t.source_file_ts > %(file_ts)s
+ WHERE l.raw IS DISTINCT FROM (
+        SELECT p.raw FROM tickets.inc_versions p
+         WHERE p.ticket_id = l.ticket_id AND p.valid_from < %(file_ts)s
+         ORDER BY p.valid_from DESC LIMIT 1)
+ON CONFLICT (ticket_id, valid_from) DO NOTHING
 """
 # jsonb_build_object takes at most 100 arguments: build 40 columns at a time.
 _PAIRS_PER_CALL = 40
@@ -99,6 +128,7 @@ class FileResult:
     updated: int = 0
     unchanged: int = 0
     stale: int = 0
+    versions: int = 0
     duplicates: int = 0
     alarms_dropped: int = 0
     sentinels_dropped: int = 0
@@ -138,10 +168,14 @@ def load_change_file(
         _create_stage(conn, len(columns))
         _copy_rows(conn, first, rows, len(columns))
         staged = time.monotonic()
-        merged = conn.execute(_merge_sql(columns), {"file_ts": result.file_ts, "file_key": result.file_key}).fetchone()
-        conn.execute("DROP TABLE ingest_stage")
+        params = {"file_ts": result.file_ts, "file_key": result.file_key}
+        merged = conn.execute(_with_columns(MERGE_SQL, columns), params).fetchone()
         assert merged is not None
-        distinct, result.inserted, result.updated, result.unchanged = merged
+        distinct, result.inserted, result.updated, result.unchanged, result.versions = merged
+        if distinct > result.inserted + result.updated + result.unchanged:
+            stale = conn.execute(_with_columns(STALE_VERSIONS_SQL, columns), params)
+            result.versions += stale.rowcount
+        conn.execute("DROP TABLE ingest_stage")
     else:
         staged = time.monotonic()
     result.stale = distinct - result.inserted - result.updated - result.unchanged
@@ -191,7 +225,8 @@ def _send(copy: psycopg.Copy, buffer: io.StringIO) -> None:
     faults.crash_point("mid-copy")
 
 
-def _merge_sql(columns: list[str]) -> sql.Composed:
+def _with_columns(template: str, columns: list[str]) -> sql.Composed:
+    """Fill a statement's {ticket} and {raw} in for a file's staged columns."""
     calls = []
     for start in range(0, len(columns), _PAIRS_PER_CALL):
         pairs = sql.SQL(", ").join(
@@ -200,7 +235,7 @@ def _merge_sql(columns: list[str]) -> sql.Composed:
         )
         calls.append(sql.SQL("jsonb_build_object({})").format(pairs))
     ticket = sql.SQL("c{}").format(sql.SQL(str(columns.index("ticket_id"))))
-    return sql.SQL(MERGE_SQL).format(raw=sql.SQL(" || ").join(calls), ticket=ticket)
+    return sql.SQL(template).format(raw=sql.SQL(" || ").join(calls), ticket=ticket)
 
 
 def _log_rejections(result: FileResult, counts: FileCounts) -> None:

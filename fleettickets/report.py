@@ -10,6 +10,7 @@ from typing import Any
 from fleettickets.gazetteer import MAX_DISTANCE_KM
 from fleettickets.gazetteer_csv import ImportReport
 from fleettickets.geocoding import GeocodeReport
+from fleettickets.history import HistoryCapture, RebuildReport
 from fleettickets.ingest import IngestReport
 from fleettickets.source import EAT
 from fleettickets.status import Status, eat_text, first_line
@@ -41,7 +42,36 @@ def ingest_text(report: IngestReport) -> str:
             f"{t['alarms_dropped'] + t['sentinels_dropped']} dropped, {t['rejected']} rejected "
             f"in {report.seconds:.1f}s" + ("" if report.applied else " (dry run: nothing written)")
         )
+        if report.history is not None:
+            lines.append(capture_text(report.history, applied=True))
     return "\n".join(lines)
+
+
+def capture_text(capture: HistoryCapture, *, applied: bool) -> str:
+    verb = "" if applied else "would be "
+    return (
+        f"history: {capture.versions_seen} new versions, {capture.closures_added} closures "
+        f"{verb}recorded, {capture.days_refreshed} daily rows {verb}refreshed"
+        + ("" if applied else " (dry run: nothing written)")
+    )
+
+
+def rebuild_text(report: RebuildReport) -> str:
+    verb = "replayed" if report.applied else "would replay"
+    lines = [f"{verb} {f.file_key}: {f.versions} versions, {f.inserted} new tickets"
+             for f in report.replayed]  # fmt: skip
+    assert report.capture is not None
+    lines.append(
+        f"{'rebuilt' if report.applied else 'would rebuild'} history from "
+        f"{report.versions_total} versions: {report.days_total} daily rows, "
+        f"{report.closures_total} closure events"
+        + ("" if report.applied else " (dry run: nothing written)")
+    )
+    return "\n".join(lines)
+
+
+def history_json(data: HistoryCapture | RebuildReport) -> str:
+    return json.dumps(data.as_dict(), ensure_ascii=False)
 
 
 def ingest_json(report: IngestReport) -> str:

@@ -28,21 +28,29 @@ def expected_state(paths: list[Path]) -> dict[str, dict[str, str | None]]:
     """
     state: dict[str, dict[str, str | None]] = {}
     for path in sorted(paths, key=lambda p: p.name):
-        text = path.read_bytes().decode("utf-8-sig")
-        for row in csv.DictReader(io.StringIO(text, newline="")):
-            ticket = (row.get("ticket_id") or "").strip()
-            if not ticket or ticket.upper().startswith("EXPORT STOPPED"):
-                continue
-            if (row.get("is_alarm") or "").strip().lower() in ("true", "1", "t", "yes", "y"):
-                continue
-            record = {k: (v if v != "" else None) for k, v in row.items() if k not in NOISE}
-            record["ticket_id"] = ticket
-            if record.get("region"):
-                record["region"] = record["region"].lower()
-            if record.get("raw_status"):
-                record["raw_status"] = record["raw_status"].upper()
-            state[ticket] = record
+        state.update(file_records(path))
     return state
+
+
+def file_records(path: Path) -> dict[str, dict[str, str | None]]:
+    """One file's tickets as the feed contract reads them, the later row of a ticket winning."""
+    records: dict[str, dict[str, str | None]] = {}
+    text = path.read_bytes().decode("utf-8-sig")
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        ticket = (row.get("ticket_id") or "").strip()
+        if not ticket or ticket.upper().startswith("EXPORT STOPPED"):
+            continue
+        if (row.get("is_alarm") or "").strip().lower() in ("true", "1", "t", "yes", "y"):
+            continue
+        record = {k: (v if v != "" else None) for k, v in row.items() if k not in NOISE}
+        record["ticket_id"] = ticket
+        if record.get("region"):
+            record["region"] = record["region"].lower()
+        if record.get("raw_status"):
+            record["raw_status"] = record["raw_status"].upper()
+        records.pop(ticket, None)  # a ticket's later row also takes the later place
+        records[ticket] = record
+    return records
 
 
 def db_state(url: str) -> dict[str, dict[str, Any]]:

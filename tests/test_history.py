@@ -1,0 +1,276 @@
+"""History end to end: versions, closures and daily rows against an independent Python model."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from fleettickets import history
+from fleettickets.ingest import run_ingest
+from fleettickets.sample_stream import write_sample_stream
+from fleettickets.settings import Settings
+from tests import history_model as model
+from tests.stream_tools import bucket_keys, expected_state, fingerprint, job_env, run_cli, upload
+
+PREFIX = "automations/inc/"
+SNAPSHOT_SQL = (
+    "SELECT day, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed, "
+    "open_by_cluster FROM tickets.inc_daily_snapshot ORDER BY day"
+)
+COLUMNS = ("day", "as_of", "open_total", "open_breached", "open_on_first_seen_clock", "opened",
+           "closed", "open_by_cluster")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Six-hourly files over five EAT days (one lands at 00:00), ending two days ago.
+
+    Every hard case of the feed contract is planted, and the files cross
+    midnight so day boundaries are exercised; starting a week back leaves
+    empty days before today.
+    """
+    today = datetime.now(model.EAT).replace(tzinfo=None).date()
+    start = datetime.combine(today - timedelta(days=7), datetime.min.time()) + timedelta(hours=6)
+    return write_sample_stream(tmp_path_factory.mktemp("history"), baseline_rows=120, deltas=18,
+                               delta_rows=30, start=start, interval_minutes=360,
+                               hard_cases=True)  # fmt: skip
+
+
+@pytest.fixture
+def settings(db_url: str, s3_settings: Settings) -> Settings:
+    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
+
+
+def snapshot_rows(url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url) as conn:
+        return [dict(zip(COLUMNS, row)) for row in conn.execute(SNAPSHOT_SQL).fetchall()]
+
+
+def closure_rows(url: str) -> list[model.Closure]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT ticket_id, observed_at, closed_at, source_key, first_observation, mttr_hours "
+            "FROM tickets.closure_events ORDER BY ticket_id, observed_at"
+        ).fetchall()
+    return [model.Closure(t, o, c, key.rsplit("/", 1)[-1], first, None if m is None else f"{m:.2f}")
+            for t, o, c, key, first, m in rows]  # fmt: skip
+
+
+def today_as_of(rows: list[dict[str, Any]]) -> datetime:
+    return max(row["as_of"] for row in rows)
+
+
+def version_keys(url: str) -> list[tuple[str, datetime]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT ticket_id, valid_from FROM tickets.inc_versions ORDER BY 1, 2").fetchall()
+
+
+def model_version_keys(paths: list[Path]) -> list[tuple[str, datetime]]:
+    return sorted((t, at) for t, seq in model.versions(paths).items() for at, _ in seq)
+
+
+def test_model_covers_reopen_and_close_again(stream: list[Path]) -> None:
+    events = model.closures(model.versions(stream))
+    per_ticket: dict[str, int] = {}
+    for event in events:
+        per_ticket[event.ticket_id] = per_ticket.get(event.ticket_id, 0) + 1
+    assert max(per_ticket.values()) >= 2, "the sample stream must close a reopened ticket again"
+    days = {model.file_time(p).date() for p in stream}
+    assert len(days) >= 5 and any(model.file_time(p).hour == 0 for p in stream)
+
+
+def test_live_capture_day_by_day_matches_the_model_and_a_rebuild(settings: Settings, stream: list[Path]) -> None:
+    # One ingest run per file, as the 20-minute job would see them arrive.
+    for path in stream:
+        upload(settings, [path])
+        report = run_ingest(settings, apply=True)
+        assert report.ok and report.history is not None
+    live = snapshot_rows(settings.database_url)
+    now = today_as_of(live)
+    expected = model.daily_rows(stream, now)
+    assert [r["day"] for r in live] == [r["day"] for r in expected]
+    for got, want in zip(live, expected):
+        assert got == want, got["day"]
+    assert sum(r["closed"] for r in live) == len(model.closures(model.versions(stream)))
+
+    live_closures = closure_rows(settings.database_url)
+    assert live_closures == model.closures(model.versions(stream))
+    assert any(a.ticket_id == b.ticket_id for a, b in zip(live_closures, live_closures[1:]))
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM tickets.inc_daily_snapshot")
+        conn.execute("DELETE FROM tickets.closure_events")
+        rebuilt = history.rebuild(conn, now=now)
+    assert rebuilt.days_refreshed == len(live)
+    assert snapshot_rows(settings.database_url) == live
+    assert closure_rows(settings.database_url) == live_closures
+
+
+def test_a_day_captured_midway_is_finished_by_the_next_days_capture(settings: Settings, stream: list[Path]) -> None:
+    upload(settings, stream)
+    run_ingest(settings, apply=True)
+    midday = datetime.combine(model.file_time(stream[6]).date(), datetime.min.time(), model.EAT) + timedelta(hours=13)
+    next_day = midday + timedelta(days=1, hours=-4)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        history.rebuild(conn, now=midday)
+        assert snapshot_rows(settings.database_url)[-1]["as_of"] == midday
+        second = history.capture(conn, now=next_day)  # no new versions: only the clock moved
+        assert (second.versions_seen, second.days_refreshed) == (0, 2)
+        live = snapshot_rows(settings.database_url)
+        history.rebuild(conn, now=next_day)
+    assert snapshot_rows(settings.database_url) == live == model.daily_rows(stream, next_day)
+
+
+def test_versions_only_for_changed_tickets(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:6])
+    report = run_ingest(settings, apply=True)
+    assert [f.versions for f in report.files] == [f.inserted + f.updated for f in report.files]
+    # A re-seed: the baseline's content again under a newer name.
+    reseed = tmp_path / (model.file_time(stream[5]) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H-%M-%S.csv")
+    reseed.write_bytes(stream[0].read_bytes())
+    upload(settings, [reseed])
+    again = run_ingest(settings, apply=True)
+    changed_since = set(expected_state(stream[1:6]))
+    assert again.files[0].versions == again.files[0].updated == len(set(expected_state(stream[:1])) & changed_since)
+    assert version_keys(settings.database_url) == model_version_keys([*stream[:6], reseed])
+    with psycopg.connect(settings.database_url) as conn:
+        same_tx = conn.execute(
+            "SELECT count(*) FROM tickets.inc_versions v JOIN tickets.inc t USING (ticket_id) "
+            "WHERE v.valid_from = t.source_file_ts AND v.raw IS DISTINCT FROM t.raw"
+        ).fetchone()[0]
+    assert same_tx == 0
+
+
+def test_late_file_versions_make_point_in_time_exact(settings: Settings, stream: list[Path]) -> None:
+    late = stream[4]
+    upload(settings, [p for p in stream if p != late])
+    run_ingest(settings, apply=True)
+    upload(settings, [late])
+    report = run_ingest(settings, apply=True)
+    assert report.files[0].late and report.files[0].stale > 0
+    assert report.files[0].versions > report.files[0].inserted + report.files[0].updated
+
+    with psycopg.connect(settings.database_url) as conn:
+        for path in stream:
+            at = model.file_time(path)
+            got = dict(conn.execute("SELECT ticket_id, raw FROM tickets.inc_as_of(%s)", (at,)).fetchall())
+            assert got == expected_state([p for p in stream if model.file_time(p) <= at]), path.name
+        ticket = next(iter(model.versions([late])))
+        timeline = conn.execute("SELECT valid_from, raw FROM tickets.inc_timeline(%s)", (ticket,)).fetchall()
+    assert model.file_time(late) in [at for at, _ in timeline]
+    assert timeline[-1][1] == expected_state(stream)[ticket]
+
+    rows = snapshot_rows(settings.database_url)
+    assert rows == model.daily_rows(stream, today_as_of(rows))
+    assert closure_rows(settings.database_url) == model.closures(model.versions(stream))
+
+
+def test_rebuild_replays_processed_files_read_only(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    # An earlier deployment archived files 0..5; this database starts at a
+    # re-seed holding the full state, then the remaining deltas.
+    split = 6
+    reseed = tmp_path / (model.file_time(stream[split - 1]) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H-%M-%S.csv")
+    _write_state(reseed, expected_state(stream[:split]))
+    upload(settings, stream[:split], folder="processed/")
+    upload(settings, [reseed, *stream[split:]])
+    run_ingest(settings, apply=True)
+    env = job_env(settings.database_url, settings)
+    db_before, keys_before = fingerprint(settings.database_url), bucket_keys(settings)
+
+    dry = run_cli(["history", "rebuild"], env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("would replay ") == split and "(dry run: nothing written)" in dry.stdout
+    assert fingerprint(settings.database_url) == db_before
+
+    applied = run_cli(["history", "rebuild", "--apply", "--json"], env, tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    summary = json.loads(applied.stdout)
+    assert [f["file_key"] for f in summary["replayed"]] == [PREFIX + "processed/" + p.name for p in stream[:split]]
+    assert bucket_keys(settings) == keys_before
+    everything = [*stream, reseed]
+    with psycopg.connect(settings.database_url) as conn:
+        for path in everything:
+            at = model.file_time(path)
+            got = dict(conn.execute("SELECT ticket_id, raw FROM tickets.inc_as_of(%s)", (at,)).fetchall())
+            assert got == expected_state([p for p in everything if model.file_time(p) <= at]), path.name
+    rows = snapshot_rows(settings.database_url)
+    assert rows[0]["day"] == model.file_time(stream[0]).date()
+    assert rows == model.daily_rows(everything, today_as_of(rows))
+    assert closure_rows(settings.database_url) == model.closures(model.versions(everything))
+
+    again = json.loads(run_cli(["history", "rebuild", "--apply", "--json"], env, tmp_path).stdout)
+    assert again["replayed"] == [] and again["versions_total"] == summary["versions_total"]
+
+
+def test_capture_history_command_and_as_of(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    env = job_env(settings.database_url, settings)
+    upload(settings, stream[:3])
+    assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == 0
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM tickets.inc_daily_snapshot")
+        conn.execute("UPDATE tickets.history_state SET captured_version_id = 0, captured_now = NULL")
+    dry = run_cli(["capture-history"], env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "(dry run: nothing written)" in dry.stdout
+    assert snapshot_rows(settings.database_url) == []
+    applied = run_cli(["capture-history", "--apply", "--json"], env, tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout)["days_refreshed"] == len(snapshot_rows(settings.database_url)) > 0
+
+    ticket = next(iter(model.file_records(stream[1])))
+    at = model.file_time(stream[1]).strftime("%Y-%m-%d %H:%M:%S")
+    shown = run_cli(["history", "as-of", at, "--ticket", ticket], env, tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    row = json.loads(shown.stdout)
+    assert row["raw"] == expected_state(stream[:2])[ticket]
+    assert row["source_key"] == PREFIX + "changes/" + stream[1].name
+
+
+def _write_state(path: Path, state: dict[str, dict[str, Any]]) -> None:
+    import csv
+
+    columns = sorted({c for record in state.values() for c in record})
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows({c: record.get(c) or "" for c in columns} for record in state.values())
+
+
+def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: Settings, tmp_path: Path) -> None:
+    """Hand-written files, since generated content always trails by more than 48 h."""
+    day = datetime.now(model.EAT).date() - timedelta(days=3)
+    at = lambda d, h, m=0: (datetime.combine(day + timedelta(days=d), datetime.min.time())  # noqa: E731
+                            + timedelta(hours=h, minutes=m)).strftime("%Y-%m-%d %H:%M:%S")  # fmt: skip
+    almost = (datetime.now(model.EAT) - timedelta(hours=47, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    header = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,closed_at\n"
+    files = {
+        f"{day}T10-00-00.csv": [
+            f"WOT1,true,Kayole,{at(-2, 23, 59)},{at(-2, 23, 59)},",  # 48 h + 1 min at the day's end
+            f"WOT2,true,Kayole,{at(-1, 0, 1)},{at(-1, 0, 1)},",  # 47 h 59 min: not yet
+            f"WOT3,TRUE,,,{at(-3, 8)},",  # no service clock: first_seen_at
+            f"WOT4,1,Pipeline,N/A,{at(0, 9)},",
+        ],
+        f"{day + timedelta(days=1)}T00-00-00.csv": [f"WOT4,false,Pipeline,N/A,{at(0, 9)},{at(0, 23)}"],
+        f"{day + timedelta(days=1)}T12-00-00.csv": [f"WOT2,0,Kayole,{at(-1, 0, 1)},{at(-1, 0, 1)},{at(1, 11)}"],
+        f"{day + timedelta(days=2)}T07-00-00.csv": [
+            f"WOT2,true,Kayole,{at(-1, 0, 1)},{at(-1, 0, 1)},",
+            f"WOT5,true,Umoja,{almost},{almost},",  # breaches half an hour after now
+        ],
+    }
+    paths = []
+    for name, lines in files.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text(header + "\n".join(lines) + "\n")
+    for path in paths:
+        assert run_ingest(settings, apply=True, local_files=[path]).ok
+    rows = snapshot_rows(settings.database_url)
+    assert rows == model.daily_rows(paths, today_as_of(rows))
+    assert [(r["open_total"], r["open_breached"], r["open_on_first_seen_clock"]) for r in rows[:3]] == [
+        (4, 2, 2), (2, 2, 1), (4, 3, 1)]  # fmt: skip
+    assert [(r["opened"], r["closed"]) for r in rows[:3]] == [(4, 0), (0, 2), (1, 0)]
+    assert (rows[-1]["open_total"], rows[-1]["open_breached"]) == (4, 3)
