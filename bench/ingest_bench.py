@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +30,8 @@ from psycopg import sql
 
 from fleettickets.localdb import ensure_cluster, stop_cluster
 from fleettickets.migrate import apply_migrations
-from fleettickets.sample_stream import write_baseline_csv, write_delta_csv
+from fleettickets.sample_stream import file_name, write_baseline_csv, write_delta_csv
+from fleettickets.source import EAT
 
 BENCH_DB = "fleettickets_bench"
 
@@ -97,12 +99,17 @@ def main() -> None:
     workdir.chmod(0o755)
     admin_url, datadir = server_url(workdir)
     try:
-        baseline = workdir / "2026-06-15T06-00-00.csv"
-        delta = workdir / "2026-06-15T06-20-00.csv"
-        small = workdir / "2026-06-15T06-40-00.csv"
-        write_baseline_csv(baseline, args.rows)
-        write_delta_csv(delta, args.delta_rows, baseline_rows=args.rows)
-        write_delta_csv(small, 2_000, baseline_rows=args.rows, seed=7)
+        # Stamped like production: the baseline two days ago, the large delta
+        # yesterday, the small one today, so each day's history work is its own.
+        today = datetime.now(EAT).replace(hour=6, minute=0, second=0, microsecond=0, tzinfo=None)
+        start = today - timedelta(days=2)
+        baseline = workdir / file_name(start)
+        delta = workdir / file_name(today - timedelta(days=1))
+        small = workdir / file_name(today)
+        write_baseline_csv(baseline, args.rows, start=start)
+        write_delta_csv(delta, args.delta_rows, baseline_rows=args.rows, start=start,
+                        at=today - timedelta(days=1))  # fmt: skip
+        write_delta_csv(small, 2_000, baseline_rows=args.rows, start=start, at=today)
         size_mb = baseline.stat().st_size / 1e6
         print(f"baseline: {args.rows:,} rows, {size_mb:.0f} MB; delta: {args.delta_rows:,} rows")
 
@@ -118,7 +125,8 @@ def main() -> None:
             read_load, merge = conn.execute(
                 "SELECT read_load_seconds, merge_seconds FROM tickets.ingest_files"
             ).fetchone()
-        print(f"  of which read + clean + COPY to staging {read_load:.1f} s, merge {merge:.1f} s")
+        print(f"  of which read + clean + COPY to staging {read_load:.1f} s, merge {merge:.1f} s, "
+              f"the rest (history capture, process start) {seconds - read_load - merge:.1f} s")  # fmt: skip
         seconds, rss_kib = run_ingest(url, delta)
         print(f"delta ingest ({args.delta_rows:,} rows): {seconds:.2f} s, "
               f"{args.delta_rows / seconds:,.0f} rows/s, peak RSS so far {rss_kib / 1024:.0f} MiB")  # fmt: skip
