@@ -126,7 +126,7 @@ def main() -> None:
                 "SELECT read_load_seconds, merge_seconds FROM tickets.ingest_files"
             ).fetchone()
         print(f"  of which read + clean + COPY to staging {read_load:.1f} s, merge {merge:.1f} s, "
-              f"the rest (history capture, process start) {seconds - read_load - merge:.1f} s")  # fmt: skip
+              f"the rest (history capture, process start) {seconds - float(read_load) - float(merge):.1f} s")  # fmt: skip
         seconds, rss_kib = run_ingest(url, delta)
         print(f"delta ingest ({args.delta_rows:,} rows): {seconds:.2f} s, "
               f"{args.delta_rows / seconds:,.0f} rows/s, peak RSS so far {rss_kib / 1024:.0f} MiB")  # fmt: skip
