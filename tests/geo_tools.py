@@ -9,12 +9,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fleettickets.settings import Settings
-from tests.geocode_server import FakeGeocodeServer, Reply, locationiq_hit, opencage_hit, sample_reply
+from tests.geocode_server import KEYS, FakeGeocodeServer, Reply, locationiq_hit, opencage_hit, sample_reply
 
-KEYS = {
-    "locationiq": "pk.7f3a9c1e5b2d4a6f8e0c1b3d",
-    "opencage": "6d0e711d72d74daeb2b0bfd2a5cdfdba",
-}
 
 # Cluster centroids and one location near each (lat, lon).
 KAYOLE = (-1.2760, 36.9140)

@@ -6,11 +6,14 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import pytest
 
 DATA = Path(__file__).parent / "data" / "geocode"
 
@@ -223,3 +226,21 @@ def _handler_for(server: FakeGeocodeServer) -> type[BaseHTTPRequestHandler]:
             pass  # request lines carry the API key; tests assert logs never do
 
     return Handler
+
+
+# Test keys, one per keyed provider; tests assert they never leak.
+KEYS = {
+    "locationiq": "pk.7f3a9c1e5b2d4a6f8e0c1b3d",
+    "opencage": "6d0e711d72d74daeb2b0bfd2a5cdfdba",
+}
+
+
+@pytest.fixture(params=["locationiq", "opencage"])
+def provider(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(provider: str) -> Iterator[FakeGeocodeServer]:
+    with FakeGeocodeServer(provider, key=KEYS[provider]) as fake:
+        yield fake

@@ -29,6 +29,7 @@ from fleettickets.geocoder import (
     redact,
 )
 from tests.geocode_server import (
+    KEYS,
     FakeGeocodeServer,
     Reply,
     locationiq_error,
@@ -38,10 +39,6 @@ from tests.geocode_server import (
     slow,
 )
 
-KEYS = {
-    "locationiq": "pk.7f3a9c1e5b2d4a6f8e0c1b3d",
-    "opencage": "6d0e711d72d74daeb2b0bfd2a5cdfdba",
-}
 QUERY = "Kayole Junction, Kayole, Nairobi East, Kenya"
 NAIROBI = (36.65, -1.45, 37.1, -1.15)
 HITS = {
@@ -85,17 +82,6 @@ def hit(provider: str) -> Reply:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture(params=["locationiq", "opencage"])
-def provider(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def server(provider: str) -> Iterator[FakeGeocodeServer]:
-    with FakeGeocodeServer(provider, key=KEYS[provider]) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -37,17 +37,6 @@ GIKOMBA_QUERY = "Gikomba Market, Quarry Road, Nairobi East, Kenya"
 PIPELINE_QUERY = "Pipeline Stage, Pipeline, Nairobi East, Kenya"
 
 
-@pytest.fixture(params=["locationiq", "opencage"])
-def provider(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def server(provider: str) -> Iterator[FakeGeocodeServer]:
-    with FakeGeocodeServer(provider, key=KEYS[provider]) as fake:
-        yield fake
-
-
 @pytest.fixture
 def seeded(db_url: str) -> str:
     seed_tickets(db_url)
