@@ -172,30 +172,11 @@ def _watermark(conn: psycopg.Connection) -> Any:
 
 def _apply(conn: psycopg.Connection, plan: _Plan, opener: Any, report: IngestReport) -> None:
     for change in plan.pending:
-        watermark = _watermark(conn)
-        result = _new_result(change, watermark)
+        result = _new_result(change, _watermark(conn))
         crash_point("before-file")
-        try:
-            with conn.transaction():
-                with _opened(opener, change) as stream:
-                    load_change_file(conn, stream, result, report.run_id)
-                crash_point("before-commit")
-        except BadChangeFile as exc:
-            raise FleetTicketsError(
-                f"{exc}; nothing from this file was applied and later files wait behind "
-                "it (fix or move the object out of changes/, see docs/operations.md)"
-            ) from None
-        except (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise FleetTicketsError(
-                f"{change.key}: reading it failed ({type(exc).__name__}: {exc}); nothing "
-                "from this file was applied; the next run retries it"
-            ) from None
-        except psycopg.Error as exc:
-            raise FleetTicketsError(
-                f"{change.key}: the database refused it ({type(exc).__name__}: "
-                f"{str(exc).strip()}); nothing from this file was applied and later files "
-                "wait behind it"
-            ) from None
+        with conn.transaction():
+            _load_one(conn, opener, change, result, report.run_id)
+            crash_point("before-commit")
         crash_point("after-commit")
         report.files.append(result)
         _log_file(result, applied=True)
@@ -206,13 +187,36 @@ def _preview(conn: psycopg.Connection, plan: _Plan, opener: Any, report: IngestR
     with conn.transaction(force_rollback=True):
         for change in plan.pending:
             result = _new_result(change, _watermark(conn))
-            with _opened(opener, change) as stream:
-                load_change_file(conn, stream, result, report.run_id)
+            _load_one(conn, opener, change, result, report.run_id)
             report.files.append(result)
             _log_file(result, applied=False)
-    report.archived = []
     for change in plan.to_archive:
         logger.info("would archive %s (loaded earlier)", change.key, extra={"file": change.key})
+
+
+def _load_one(
+    conn: psycopg.Connection, opener: Any, change: ChangeFile, result: FileResult, run_id: str
+) -> None:
+    """Load one file; every way it can fail becomes one message naming the file."""
+    try:
+        with _opened(opener, change) as stream:
+            load_change_file(conn, stream, result, run_id)
+    except BadChangeFile as exc:
+        raise FleetTicketsError(
+            f"{exc}; nothing from this file was applied and later files wait behind "
+            "it (fix or move the object out of changes/, see docs/operations.md)"
+        ) from None
+    except (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise FleetTicketsError(
+            f"{change.key}: reading it failed ({type(exc).__name__}: {exc}); nothing "
+            "from this file was applied; the next run retries it"
+        ) from None
+    except psycopg.Error as exc:
+        raise FleetTicketsError(
+            f"{change.key}: the database refused it ({type(exc).__name__}: "
+            f"{str(exc).strip()}); nothing from this file was applied and later files "
+            "wait behind it"
+        ) from None
 
 
 def _loaded(plan: _Plan, report: IngestReport) -> list[ChangeFile]:
