@@ -151,6 +151,36 @@ def test_crash_at_any_step_then_resume_matches_an_uninterrupted_run(
     assert files == [(PREFIX + "changes/" + n, True) for n in names(stream)]
 
 
+def index_definitions(database_url: str) -> list[tuple[str, str, bool]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid IN ('tickets.inc'::regclass, 'tickets.inc_versions'::regclass) ORDER BY 1"
+        ).fetchall()
+
+
+def test_first_load_builds_the_indexes_after_the_rows(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    """Into empty tables the secondary indexes are dropped and rebuilt in the file's transaction."""
+    before = index_definitions(settings.database_url)
+    assert len(before) >= 8
+    upload(settings, stream)
+    assert run_ingest(settings, apply=False).ok
+    assert index_definitions(settings.database_url) == before
+    env = job_env(settings.database_url, settings, FLEETTICKETS_CRASH_AT="before-commit:1")
+    assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == CRASH_EXIT_STATUS
+    assert index_definitions(settings.database_url) == before
+    assert run_ingest(settings, apply=True).ok
+    assert index_definitions(settings.database_url) == before
+    assert db_state(settings.database_url) == expected_state(stream)
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("SET enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT ticket_id FROM tickets.inc WHERE closed_at > now() - interval '1 day'"
+        ).fetchall()
+    assert "Index Cond: (closed_at >" in str(plan)  # the rebuilt indexes serve queries
+
+
 def test_a_crashed_run_is_visible_as_unfinished(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
     upload(settings, stream[:2])
     env = job_env(settings.database_url, settings, FLEETTICKETS_CRASH_AT="before-commit:1")
