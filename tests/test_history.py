@@ -274,3 +274,82 @@ def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: 
         (4, 2, 2), (2, 2, 1), (4, 3, 1)]  # fmt: skip
     assert [(r["opened"], r["closed"]) for r in rows[:3]] == [(4, 0), (0, 2), (1, 0)]
     assert (rows[-1]["open_total"], rows[-1]["open_breached"]) == (4, 3)
+
+
+def incremental_calls(conn: psycopg.Connection) -> int:
+    """Calls of the same-day path so far: flushed statistics plus this backend's pending ones."""
+    row = conn.execute(
+        "SELECT coalesce(pg_stat_get_function_calls(f), 0) + coalesce(pg_stat_get_xact_function_calls(f), 0) "
+        "FROM (SELECT 'tickets.same_day_snapshot(bigint, timestamptz, timestamptz)'::regprocedure::oid) AS p(f)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_same_day_captures_carry_the_row_forward_exactly(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Captures within one EAT day take the incremental path and match the model and a full count.
+
+    Ingest runs capture at the real clock; here every capture is made at a
+    chosen instant instead, so the runs' own capture is switched off.
+    """
+    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn: None)
+    day = datetime.now(model.EAT).date() - timedelta(days=10)
+    at = lambda d, h, m=0: datetime.combine(day + timedelta(days=d), datetime.min.time(), model.EAT) + timedelta(
+        hours=h, minutes=m)  # noqa: E731  # fmt: skip
+    text = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
+    header = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,closed_at\n"
+    files = {
+        at(0, 6): [
+            f"SD-A,true,Kayole,{text(at(-2, 7, 15))},{text(at(-2, 7, 15))},",  # 48 h run out at 07:15
+            f"SD-B,true,Kayole,{text(at(-1, 10))},{text(at(-1, 10))},",
+            f"SD-C,true,Pipeline,,{text(at(-3, 6))},",  # first-seen clock, long breached
+            f"SD-E,false,Umoja,{text(at(-1, 1))},{text(at(-1, 1))},{text(at(0, 5))}",
+            f"SD-G,true,,{text(at(-2, 12))},{text(at(-2, 12))},",  # blank cluster, runs out at 12:00
+        ],
+        at(0, 7, 10): [
+            f"SD-B,false,Kayole,{text(at(-1, 10))},{text(at(-1, 10))},{text(at(0, 7, 5))}",
+            f"SD-H,true,Umoja,{text(at(0, 7))},{text(at(0, 7))},",  # opened today
+        ],
+        at(0, 7, 20): [  # stamped before the 07:30 capture, ingested after it
+            f"SD-E,true,Umoja,{text(at(-1, 1))},{text(at(-1, 1))},",  # reopened
+            f"SD-C,true,Kayole,,{text(at(-3, 6))},",  # moved to another cluster
+        ],
+        at(0, 11): [
+            f"SD-A,false,Kayole,{text(at(-2, 7, 15))},{text(at(-2, 7, 15))},{text(at(0, 10))}",
+            f"SD-B,true,Kayole,{text(at(-1, 10))},{text(at(-1, 10))},",  # reopened
+            f"SD-J,true,Kayole,,{text(at(0, 10, 30))},",
+        ],
+    }
+    paths = []
+    for stamp, lines in files.items():
+        paths.append(tmp_path / f"{stamp.strftime('%Y-%m-%dT%H-%M-%S')}.csv")
+        paths[-1].write_text(header + "\n".join(lines) + "\n")
+    # (files ingested before the capture, capture instant, expect the incremental path)
+    steps = [(1, at(0, 7), False), (2, at(0, 7, 30), True), (3, at(0, 9), True), (4, at(0, 13), True),
+             (4, at(0, 13), True), (4, at(0, 23, 59) + timedelta(seconds=59), True),
+             (4, at(1, 8), False)]  # fmt: skip
+    ingested = 0
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        for upto, instant, incremental in steps:
+            for path in paths[ingested:upto]:
+                assert run_ingest(settings, apply=True, local_files=[path]).ok
+            ingested = upto
+            with conn.transaction():
+                calls_before = incremental_calls(conn)
+                history.capture(conn, now=instant)
+                calls = incremental_calls(conn) - calls_before
+                full = conn.execute(
+                    "SELECT day, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed, "
+                    "open_by_cluster FROM tickets.compute_daily_snapshots(%s, %s, %s)",
+                    (instant.date(), instant.date(), instant),
+                ).fetchall()
+            assert (calls > 0) == incremental, instant
+            rows = snapshot_rows(settings.database_url)
+            assert rows[-1] == model.daily_rows(paths[:upto], instant)[-1], instant
+            assert [tuple(rows[-1].values())] == full, instant
+    final = snapshot_rows(settings.database_url)
+    assert [(r["open_total"], r["open_breached"], r["opened"], r["closed"]) for r in final] == [
+        (6, 2, 7, 3), (6, 3, 0, 0)]  # fmt: skip
