@@ -113,33 +113,26 @@ BEGIN
          WHERE version_id > v_state.captured_version_id AND version_id <= v_upto;
     END IF;
     v_from := least(v_from, tickets.eat_day(v_state.captured_now), v_today);
+    -- The row to carry forward must be the one the previous capture wrote.
     v_same_day := coalesce(v_from = v_today AND v_state.captured_now <= p_now, false)
         AND NOT EXISTS (SELECT FROM tickets.inc_versions
                          WHERE valid_from >= v_state.captured_now
-                           AND version_id <= v_state.captured_version_id);
-    IF v_same_day THEN
-        INSERT INTO tickets.inc_daily_snapshot AS s
-        SELECT * FROM tickets.same_day_snapshot(v_state.captured_version_id, v_state.captured_now, p_now)
-        ON CONFLICT (day) DO UPDATE
-           SET as_of = EXCLUDED.as_of, open_total = EXCLUDED.open_total,
-               open_breached = EXCLUDED.open_breached,
-               open_on_first_seen_clock = EXCLUDED.open_on_first_seen_clock,
-               opened = EXCLUDED.opened, closed = EXCLUDED.closed,
-               open_by_cluster = EXCLUDED.open_by_cluster, computed_at = EXCLUDED.computed_at;
-        GET DIAGNOSTICS v_days = ROW_COUNT;
-        v_same_day := v_days = 1;  -- no row captured at that instant: compute it in full
-    END IF;
-    IF NOT v_same_day THEN
-        INSERT INTO tickets.inc_daily_snapshot AS s
-        SELECT * FROM tickets.compute_daily_snapshots(v_from, v_today, p_now)
-        ON CONFLICT (day) DO UPDATE
-           SET as_of = EXCLUDED.as_of, open_total = EXCLUDED.open_total,
-               open_breached = EXCLUDED.open_breached,
-               open_on_first_seen_clock = EXCLUDED.open_on_first_seen_clock,
-               opened = EXCLUDED.opened, closed = EXCLUDED.closed,
-               open_by_cluster = EXCLUDED.open_by_cluster, computed_at = EXCLUDED.computed_at;
-        GET DIAGNOSTICS v_days = ROW_COUNT;
-    END IF;
+                           AND version_id <= v_state.captured_version_id)
+        AND EXISTS (SELECT FROM tickets.inc_daily_snapshot
+                     WHERE day = v_today AND as_of = v_state.captured_now);
+    INSERT INTO tickets.inc_daily_snapshot AS s
+    SELECT * FROM tickets.same_day_snapshot(v_state.captured_version_id, v_state.captured_now, p_now)
+     WHERE v_same_day
+    UNION ALL
+    SELECT * FROM tickets.compute_daily_snapshots(v_from, v_today, p_now)
+     WHERE NOT v_same_day
+    ON CONFLICT (day) DO UPDATE
+       SET as_of = EXCLUDED.as_of, open_total = EXCLUDED.open_total,
+           open_breached = EXCLUDED.open_breached,
+           open_on_first_seen_clock = EXCLUDED.open_on_first_seen_clock,
+           opened = EXCLUDED.opened, closed = EXCLUDED.closed,
+           open_by_cluster = EXCLUDED.open_by_cluster, computed_at = EXCLUDED.computed_at;
+    GET DIAGNOSTICS v_days = ROW_COUNT;
     UPDATE tickets.history_state
        SET captured_version_id = v_upto, captured_now = p_now, updated_at = now();
     RETURN QUERY SELECT v_closures, v_days, v_upto - v_state.captured_version_id;
