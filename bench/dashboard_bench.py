@@ -1,11 +1,12 @@
 """Benchmark of reporting.fn_inc_dashboard on generated tickets (default 1,000,000).
 
-    uv run python bench/dashboard_bench.py [--rows N] [--runs N] [--explain]
+    uv run python bench/dashboard_bench.py [--rows N] [--span-days N] [--runs N] [--explain]
 
 Uses BENCH_DATABASE_URL when set (a server where it may create and drop the
 database `fleettickets_bench`); otherwise it starts a throwaway local cluster
 in a temporary folder and removes it afterwards. Tickets are generated in SQL:
-about 90 days of history, ~10% open, 12 clusters, ~150 engineers in 24 teams,
+closed ones created evenly over the last `--span-days` (default 90), ~10%
+open, 12 clusters, ~150 engineers in 24 teams,
 ~30% without created_at_service, ~12% without any coordinates. The figures it
 prints are recorded in docs/phase-2-dashboard.md ("Performance").
 """
@@ -41,9 +42,9 @@ WITH c(n, name, lat, lon) AS (VALUES
 ), t AS (
     SELECT g,
            (g * 7919) %% 12 AS cl,
-           -- open tickets are mostly recent; closed ones spread over 90 days
+           -- open tickets are mostly recent; closed ones spread over the span
            CASE WHEN g %% 10 = 0 THEN %(now)s - random() ^ 2 * interval '20 days'
-                ELSE %(now)s - random() * interval '90 days' END AS created,
+                ELSE %(now)s - random() * %(span_days)s * interval '1 day' END AS created,
            -ln(1 - random()) * 14 AS mttr_hours
       FROM generate_series(1::bigint, %(rows)s) AS g
 )
@@ -103,7 +104,7 @@ def timed(conn: psycopg.Connection, query: sql.Composed, runs: int) -> tuple[flo
     return statistics.median(times), size
 
 
-def prepare(url: str, rows: int) -> None:
+def prepare(url: str, rows: int, span_days: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         apply_migrations(conn)
         start = time.perf_counter()
@@ -114,12 +115,12 @@ def prepare(url: str, rows: int) -> None:
         # scans. A synchronous commit here gives the steady state autovacuum
         # keeps in production.
         conn.execute("SET synchronous_commit = on")
-        conn.execute(GENERATE, {"rows": rows, "now": now})
+        conn.execute(GENERATE, {"rows": rows, "now": now, "span_days": span_days})
         conn.execute("VACUUM (ANALYZE) tickets.inc")
         pages, visible = conn.execute(
             "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'tickets.inc'::regclass"
         ).fetchone()
-        print(f"generated {rows:,} tickets in {time.perf_counter() - start:.0f} s; "
+        print(f"generated {rows:,} tickets (closed ones over {span_days} days) in {time.perf_counter() - start:.0f} s; "
               f"all-visible pages {visible:,} of {pages:,}")  # fmt: skip
         stats = conn.execute(
             "SELECT count(*) FILTER (WHERE is_actionable), "
@@ -154,30 +155,33 @@ def with_dbname(url: str, dbname: str) -> str:
     return urlsplit(url)._replace(path=f"/{dbname}").geturl()
 
 
-def bench(server: str, rows: int, runs: int, explain: bool) -> None:
+def bench(server: str, rows: int, span_days: int, runs: int, explain: bool) -> None:
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
     url = with_dbname(server, BENCH_DB)
-    prepare(url, rows)
+    prepare(url, rows, span_days)
     run(url, runs, explain)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--span-days", type=int, default=90,
+                        help="days over which the closed tickets were created; "
+                             "sets how many closures a 30-day window holds")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--explain", action="store_true", help="print the plan of one case")
     args = parser.parse_args()
     server = os.environ.get("BENCH_DATABASE_URL")
     if server:
-        bench(server, args.rows, args.runs, args.explain)
+        bench(server, args.rows, args.span_days, args.runs, args.explain)
         return
     workdir = Path(tempfile.mkdtemp(prefix="fleettickets-bench-"))
     workdir.chmod(0o755)
     try:
         cluster = ensure_cluster(workdir / "data", durable=False)
-        bench(cluster.url(), args.rows, args.runs, args.explain)
+        bench(cluster.url(), args.rows, args.span_days, args.runs, args.explain)
     finally:
         stop_cluster(workdir / "data")
         shutil.rmtree(workdir, ignore_errors=True)
