@@ -23,8 +23,8 @@ import pytest
 from fleettickets.ingest import run_ingest
 from fleettickets.settings import Settings
 from tests.crafted import EAT, eat_text
+from tests.migration_text import function_as_created
 
-ROOT = Path(__file__).resolve().parent.parent
 TODAY = datetime.now(EAT).date()
 MIDNIGHT = datetime.combine(TODAY, time(0), EAT)
 ANCHOR = MIDNIGHT + timedelta(hours=14, minutes=30)
@@ -136,9 +136,8 @@ def write_file(folder: Path, at_time: datetime, rows: list[dict[str, str]]) -> P
 
 def install_reference(conn: psycopg.Connection) -> None:
     """Migration 12's fn_inc_dashboard, as reporting.fn_inc_dashboard_reference."""
-    text = (ROOT / "migrations" / "12_inc_engineer_closures.sql").read_text()
-    body = text[text.index("CREATE OR REPLACE FUNCTION reporting.fn_inc_dashboard(") : text.index("\n$$;") + 4]
-    conn.execute(body.replace("reporting.fn_inc_dashboard(", "reporting.fn_inc_dashboard_reference(", 1))
+    conn.execute(function_as_created("12_inc_engineer_closures.sql", "reporting.fn_inc_dashboard",
+                                     "reporting.fn_inc_dashboard_reference"))
 
 
 @pytest.fixture

@@ -14,22 +14,13 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 
+from tests.migration_text import function_as_created
+
 # 04's and 06's bodies, as they were before 16 replaced them.
-REFERENCE_BODIES = """
-CREATE FUNCTION pg_temp.feed_point_04(p_raw jsonb) RETURNS geometry
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180
-                     AND NOT (lat = 0 AND lon = 0)
-                THEN ST_SetSRID(ST_MakePoint(lon, lat), 4326) END
-      FROM (SELECT tickets.to_double(p_raw ->> 'latitude') AS lat,
-                   tickets.to_double(p_raw ->> 'longitude') AS lon) AS feed
-$$;
-CREATE FUNCTION pg_temp.hours_to_minutes_06(p text) RETURNS integer
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN h >= 0 AND h <= 87600 THEN round(h * 60)::integer END
-      FROM (SELECT tickets.to_numeric(p) AS h) AS v
-$$;
-"""
+REFERENCE_BODIES = [
+    function_as_created("04_inc_latlng.sql", "tickets.feed_point", "pg_temp.feed_point_04"),
+    function_as_created("06_inc_mttr_minutes.sql", "tickets.hours_to_minutes", "pg_temp.hours_to_minutes_06"),
+]
 
 
 def timestamp_inputs() -> Iterator[str]:
@@ -103,7 +94,8 @@ def test_feed_point_and_mttr_match_their_previous_bodies(module_db_url: str) -> 
                "180.5", "-180", "1e3", "NaN", "abc", " 36.8 ", "+2.5", ".5", "5.", "87600", "87600.01",
                "1460", "0.016", "0.0083", "0.00833", "123456789012", "1234567890123", None]  # fmt: skip
     with psycopg.connect(module_db_url) as conn:
-        conn.execute(REFERENCE_BODIES)
+        for body in REFERENCE_BODIES:
+            conn.execute(body)
         point_diffs = conn.execute(
             """SELECT lat, lon FROM unnest(%(n)s::text[]) AS lat, unnest(%(n)s::text[]) AS lon,
                       LATERAL (SELECT jsonb_build_object('latitude', lat, 'longitude', lon) AS raw) r
