@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from fleettickets import __version__, gazetteer_csv, geocoding
+from fleettickets import __version__, clock, gazetteer_csv, geocoding
 from fleettickets import dashboard as dashboards
 from fleettickets import history as ticket_history
 from fleettickets import ingest as ingestion
@@ -22,7 +22,7 @@ from fleettickets import status as pipeline_status
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, FleetTicketsError
 from fleettickets.logs import redact, setup_logging
 from fleettickets.settings import Settings
-from fleettickets.source import EAT
+from fleettickets.clock import EAT
 
 logger = logging.getLogger("fleettickets")
 
@@ -47,8 +47,14 @@ pass_app = click.make_pass_decorator(App)
 @click.version_option(__version__, prog_name="fleettickets")
 @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option(
+    "--now", "pinned_now", metavar="INSTANT", envvar=clock.NOW_ENV, show_envvar=True,
+    help="Act as if it were INSTANT (ISO 8601, EAT without an offset): history days, "
+    "dashboard windows and health rules follow it. For previews, replays and tests; "
+    "never in a schedule.",
+)  # fmt: skip
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: bool, pinned_now: str | None) -> None:
     """Load the INC ticket change stream into PostGIS for the live map and SLA picture.
 
     Settings come from the environment or a .env file in the working
@@ -57,6 +63,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
+    if pinned_now:
+        clock.pin(clock.parse_instant(pinned_now, source=f"--now ({clock.NOW_ENV})"))
     ctx.obj = App(verbosity)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
 
+from fleettickets import clock
 from fleettickets.db import connect
 from fleettickets.errors import DashboardArgumentError, FleetTicketsError
 from fleettickets.settings import Settings
@@ -21,7 +22,8 @@ DEFAULT_MAX_FEATURES = 10000
 DASHBOARD_SQL = """
 SELECT reporting.fn_inc_dashboard(
     p_cluster => %(cluster)s, p_status => %(status)s, p_window => %(window)s,
-    p_from => %(date_from)s, p_to => %(date_to)s, p_max_features => %(max_features)s)
+    p_from => %(date_from)s, p_to => %(date_to)s, p_max_features => %(max_features)s,
+    p_now => %(now)s)
 """
 
 # The function's messages name its SQL parameters; an operator types options.
@@ -40,12 +42,17 @@ def fetch_dashboard(
     date_from: date | None = None,
     date_to: date | None = None,
     max_features: int | None = DEFAULT_MAX_FEATURES,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The payload exactly as the dashboard API receives it, parsed into a dict."""
+    """The payload exactly as the dashboard API receives it, parsed into a dict.
+
+    Windows and hours open are as of `now` (default: the clock).
+    """
     with connect(settings, autocommit=True) as conn:
         return read_dashboard(
             conn, cluster=cluster, status=status, window=window,
             date_from=date_from, date_to=date_to, max_features=max_features,
+            now=now or clock.now(),
         )  # fmt: skip
 
 

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from fleettickets import clock
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import FleetTicketsError
 from fleettickets.load import FileResult, load_change_file, prepare_session
@@ -55,18 +57,20 @@ class RebuildReport:
         }
 
 
-def capture(conn: psycopg.Connection, now: datetime | None = None) -> HistoryCapture:
-    """Run tickets.capture_history() in the caller's transaction (or autocommit)."""
+def capture(conn: psycopg.Connection, now: datetime) -> HistoryCapture:
+    """Run tickets.capture_history() as of `now`, in the caller's transaction (or autocommit)."""
     return _call(conn, "capture_history", now)
 
 
-def rebuild(conn: psycopg.Connection, now: datetime | None = None) -> HistoryCapture:
+def rebuild(conn: psycopg.Connection, now: datetime) -> HistoryCapture:
     """Run tickets.rebuild_history(): closures and daily rows recomputed from the versions."""
     return _call(conn, "rebuild_history", now)
 
 
-def _call(conn: psycopg.Connection, function: str, now: datetime | None) -> HistoryCapture:
-    query = f"SELECT * FROM tickets.{function}(coalesce(%s, now()))"
+def _call(conn: psycopg.Connection, function: str, now: datetime) -> HistoryCapture:
+    # Never the database's now(): the run decides the instant, so a run that
+    # commits after EAT midnight still writes the day it started on.
+    query = sql.SQL("SELECT * FROM tickets.{}(%s)").format(sql.Identifier(function))
     row = conn.execute(query, (now,)).fetchone()
     assert row is not None
     return HistoryCapture(closures_added=row[0], days_refreshed=row[1], versions_seen=row[2])
@@ -74,10 +78,11 @@ def _call(conn: psycopg.Connection, function: str, now: datetime | None) -> Hist
 
 def capture_history(settings: Settings, *, apply: bool, now: datetime | None = None) -> HistoryCapture:
     """The `capture-history` command: without `apply`, the same work rolled back."""
+    at = now or clock.now()
     with connect(settings, autocommit=True) as conn:
         require_current_schema(conn)
         with conn.transaction(force_rollback=not apply):
-            return _guarded(lambda: capture(conn, now))
+            return _guarded(lambda: capture(conn, at))
 
 
 def rebuild_history(
@@ -92,6 +97,7 @@ def rebuild_history(
     inc_daily_snapshot are recomputed from every version. Without `apply`,
     all of it runs in one transaction that is rolled back.
     """
+    at = now or clock.now()
     report = RebuildReport(applied=apply)
     client = make_s3_client(settings) if replay else None
     with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"):
@@ -104,7 +110,7 @@ def rebuild_history(
             if client is not None:
                 _replay(conn, client, settings, report, apply=apply)
             with conn.transaction():
-                report.capture = _guarded(lambda: rebuild(conn, now))
+                report.capture = _guarded(lambda: rebuild(conn, at))
             report.versions_total, report.days_total, report.closures_total = _totals(conn)
     return report
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -15,6 +16,7 @@ import psycopg
 import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from fleettickets import clock
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import BadChangeFile, FleetTicketsError
 from fleettickets.faults import crash_point
@@ -81,14 +83,19 @@ class _Plan:
 
 
 def run_ingest(
-    settings: Settings, *, apply: bool, local_files: list[Path] | None = None
-) -> IngestReport:
+    settings: Settings, *, apply: bool, local_files: list[Path] | None = None,
+    now: datetime | None = None,
+) -> IngestReport:  # fmt: skip
     """Apply (or, without `apply`, preview) every change file not yet ingested.
 
     With `local_files`, those files are ingested in the given order through
-    the same code, and nothing is archived.
+    the same code, and nothing is archived. `now` (default: the clock, read
+    once) is the run's instant: its history capture is as of then, so a run
+    that starts before EAT midnight and commits after it writes the day it
+    started on.
     """
     started = time.monotonic()
+    run_now = now or clock.now()
     report = IngestReport(applied=apply, run_id=new_run_id())
     client = None if local_files else make_s3_client(settings)
     with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"):
@@ -120,7 +127,7 @@ def run_ingest(
                 # Every run, also with nothing new: today's row moves on, and a
                 # capture missed by an earlier failed run is caught up here.
                 with conn.transaction():
-                    report.history = capture(conn)
+                    report.history = capture(conn, run_now)
             else:
                 _preview(conn, plan, opener, report)
         except FleetTicketsError as exc:

@@ -12,7 +12,7 @@ from fleettickets.gazetteer_csv import ImportReport
 from fleettickets.geocoding import GeocodeReport
 from fleettickets.history import HistoryCapture, RebuildReport
 from fleettickets.ingest import IngestReport
-from fleettickets.source import EAT
+from fleettickets.clock import EAT
 from fleettickets.status import Status, eat_text, first_line
 
 

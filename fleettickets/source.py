@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from fleettickets.clock import EAT
 from fleettickets.errors import FleetTicketsError, ListingError
 
 logger = logging.getLogger(__name__)
 
-EAT = timezone(timedelta(hours=3), "EAT")
 CHANGE_FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})\.csv$")
 
 

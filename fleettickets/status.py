@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from fleettickets import clock
+from fleettickets.clock import EAT
 from fleettickets.db import connect, lock_key
 from fleettickets.errors import FleetTicketsError
 from fleettickets.migrate import pending_migrations
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
-from fleettickets.source import EAT, list_change_files
+from fleettickets.source import list_change_files
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def report(
 
 def gather(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything an operator asks first, as plain data; read-only, takes no lock."""
-    now = (now or datetime.now(timezone.utc)).astimezone(EAT)
+    now = (now or clock.now()).astimezone(EAT)
     with connect(settings, autocommit=True) as conn:
         present = _present_tables(conn)
         facts: dict[str, Any] = {"now": now, "schema": _schema(conn)}
