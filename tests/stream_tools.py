@@ -7,11 +7,13 @@ import io
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from fleettickets import clock
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 
@@ -83,9 +85,11 @@ def bucket_keys(settings: Settings) -> list[str]:
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
-def job_env(db_url: str, settings: Settings, **extra: str) -> dict[str, str]:
+def job_env(db_url: str, settings: Settings, *, now: datetime | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a scheduled run; its clock is `now`, or the test's pinned clock."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        clock.NOW_ENV: (now or clock.now()).isoformat(),
         "DATABASE_URL": db_url,
         "RUSTFS_ENDPOINT": settings.s3_endpoint or "",
         "RUSTFS_ACCESS_KEY_ID": settings.s3_access_key_id or "",

@@ -24,8 +24,9 @@ from fleettickets.ingest import run_ingest
 from fleettickets.settings import Settings
 from tests.crafted import EAT, eat_text
 from tests.migration_text import function_as_created
+from tests.fix_clock import TEST_NOW
 
-TODAY = datetime.now(EAT).date()
+TODAY = TEST_NOW.astimezone(EAT).date()
 MIDNIGHT = datetime.combine(TODAY, time(0), EAT)
 ANCHOR = MIDNIGHT + timedelta(hours=14, minutes=30)
 H = timedelta(hours=1)

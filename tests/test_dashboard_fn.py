@@ -16,8 +16,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.crafted import EAT, closed_ticket, eat_text, insert, open_ticket
+from tests.fix_clock import TEST_NOW
 
-TODAY = datetime.now(EAT).date()
+pytestmark = pytest.mark.clock
+
+TODAY = TEST_NOW.astimezone(EAT).date()
 MIDNIGHT = datetime.combine(TODAY, time(0), EAT)
 ANCHOR = MIDNIGHT + timedelta(hours=14, minutes=30)
 

@@ -10,12 +10,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from fleettickets import history
+from fleettickets import clock, history
 from fleettickets.ingest import run_ingest
 from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from tests import history_model as model
 from tests.stream_tools import bucket_keys, expected_state, fingerprint, job_env, run_cli, upload
+
+pytestmark = pytest.mark.clock
 
 PREFIX = "automations/inc/"
 SNAPSHOT_SQL = (
@@ -34,7 +36,7 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     midnight so day boundaries are exercised; starting a week back leaves
     empty days before today.
     """
-    today = datetime.now(model.EAT).replace(tzinfo=None).date()
+    today = clock.now().astimezone(model.EAT).replace(tzinfo=None).date()
     start = datetime.combine(today - timedelta(days=7), datetime.min.time()) + timedelta(hours=6)
     return write_sample_stream(tmp_path_factory.mktemp("history"), baseline_rows=120, deltas=18,
                                delta_rows=30, start=start, interval_minutes=360,
@@ -243,10 +245,10 @@ def _write_state(path: Path, state: dict[str, dict[str, Any]]) -> None:
 
 def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: Settings, tmp_path: Path) -> None:
     """Hand-written files, since generated content always trails by more than 48 h."""
-    day = datetime.now(model.EAT).date() - timedelta(days=3)
+    day = clock.now().astimezone(model.EAT).date() - timedelta(days=3)
     at = lambda d, h, m=0: (datetime.combine(day + timedelta(days=d), datetime.min.time())  # noqa: E731
                             + timedelta(hours=h, minutes=m)).strftime("%Y-%m-%d %H:%M:%S")  # fmt: skip
-    almost = (datetime.now(model.EAT) - timedelta(hours=47, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    almost = (clock.now().astimezone(model.EAT) - timedelta(hours=47, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
     header = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,closed_at\n"
     files = {
         f"{day}T10-00-00.csv": [
@@ -291,11 +293,11 @@ def test_same_day_captures_carry_the_row_forward_exactly(
 ) -> None:
     """Captures within one EAT day take the incremental path and match the model and a full count.
 
-    Ingest runs capture at the real clock; here every capture is made at a
-    chosen instant instead, so the runs' own capture is switched off.
+    Ingest runs capture at the run's clock; here every capture is made at a
+    chosen instant on its own, so the runs' own capture is switched off.
     """
-    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn: None)
-    day = datetime.now(model.EAT).date() - timedelta(days=10)
+    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
+    day = clock.now().astimezone(model.EAT).date() - timedelta(days=10)
     at = lambda d, h, m=0: datetime.combine(day + timedelta(days=d), datetime.min.time(), model.EAT) + timedelta(
         hours=h, minutes=m)  # noqa: E731  # fmt: skip
     text = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731

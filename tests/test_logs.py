@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import pytest
 
 from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets.source import parse_file_ts
 from tests.stream_tools import job_env, run_cli, upload
 
 GEOCODER_KEY = "pk.geocoder-key-7f3a9c"
@@ -31,8 +33,8 @@ def settings(db_url: str, s3_settings: Settings) -> Settings:
     return Settings(**{**s3_settings.__dict__, "database_url": db_url})
 
 
-def secret_env(settings: Settings) -> dict[str, str]:
-    return job_env(settings.database_url, settings, GEOCODER_PROVIDER="locationiq", GEOCODER_API_KEY=GEOCODER_KEY)
+def secret_env(settings: Settings, now: datetime | None = None) -> dict[str, str]:
+    return job_env(settings.database_url, settings, now=now, GEOCODER_PROVIDER="locationiq", GEOCODER_API_KEY=GEOCODER_KEY)
 
 
 def secrets_of(env: dict[str, str]) -> list[str]:
@@ -54,7 +56,8 @@ def test_ingest_logs_one_json_event_per_line_and_no_secret(settings: Settings, t
     bad = tmp_path / "2099-01-01T06-00-00.csv"
     bad.write_text("id,cluster\nWOT1,Kayole\n")
     upload(settings, stream)
-    env = secret_env(settings)
+    # Five minutes after the newest file, inside export hours: a healthy pipeline.
+    env = secret_env(settings, now=parse_file_ts(stream[-1].name) + timedelta(minutes=5))
     runs = [
         run_cli(["-v", "migrate", "--dry-run"], env, tmp_path),
         run_cli(["-v", "ingest"], env, tmp_path),

@@ -6,8 +6,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
+import pytest
 
 from tests.crafted import ago, closed_ticket, insert, open_ticket
+
+pytestmark = pytest.mark.clock
 
 
 def sla_rows(conn: psycopg.Connection) -> dict[str, tuple]:

@@ -9,6 +9,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+pytestmark = pytest.mark.clock
+
 EAT = timezone(timedelta(hours=3))
 TIME_COLUMNS = [
     "created_at_service", "scheduled_at", "closed_at", "first_seen_at",

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fleettickets import clock
 from fleettickets.db import lock_key
 from fleettickets.faults import CRASH_EXIT_STATUS
 from fleettickets.ingest import run_ingest
@@ -21,6 +22,8 @@ from fleettickets.source import EAT
 from fleettickets.status import report
 from tests.stream_tools import job_env, run_cli, upload
 
+pytestmark = pytest.mark.clock
+
 PREFIX = "automations/inc/"
 MIGRATIONS = read_migrations(default_migrations_dir())
 
@@ -31,8 +34,8 @@ def settings(db_url: str, s3_settings: Settings) -> Settings:
 
 
 def recent_stream(folder: Path, newest_minutes_ago: int = 5) -> list[Path]:
-    """A baseline and one delta, the delta named `newest_minutes_ago` before now (EAT)."""
-    newest = datetime.now(EAT).replace(tzinfo=None, second=0, microsecond=0) - timedelta(minutes=newest_minutes_ago)
+    """A baseline and one delta, the delta named `newest_minutes_ago` before the pinned now (EAT)."""
+    newest = clock.now().astimezone(EAT).replace(tzinfo=None, second=0, microsecond=0) - timedelta(minutes=newest_minutes_ago)
     return write_sample_stream(folder, baseline_rows=40, deltas=1, delta_rows=10, start=newest - timedelta(minutes=20))
 
 
@@ -48,7 +51,7 @@ def test_healthy_pipeline(settings: Settings, tmp_path: Path) -> None:
     # One daily row per EAT day from the baseline's day through today: two
     # when the stream (or this test) spans midnight.
     first_day = datetime.strptime(stream[0].stem, "%Y-%m-%dT%H-%M-%S").date()
-    days = (datetime.now(EAT).date() - first_day).days + 1
+    days = (clock.eat_day(clock.now()) - first_day).days + 1
 
     code, out, err = status(settings, "--check", cwd=tmp_path)
     assert (code, err) == (0, "") and out.startswith("healthy: last run ok at ") and out.count("\n") == 1
@@ -123,6 +126,7 @@ def test_files_waiting_too_long_are_unhealthy(settings: Settings, tmp_path: Path
     stream = recent_stream(tmp_path / "s")
     upload(settings, stream)
     assert report(settings).healthy, "files that just landed are not stale"
+    # A file waits from when it landed, by the S3 server's own (real) clock.
     later = datetime.now(timezone.utc) + timedelta(minutes=50)
     stale = report(settings, now=later)
     [problem] = [p for p in stale.problems if "waiting" in p]
