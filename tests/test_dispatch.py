@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg
 import pytest
 
 from tests.crafted import EAT, ago, closed_ticket, insert, open_ticket
 from tests.geodesic import geodesic_metres
 
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "schemas" / "dispatch-payload.schema.json").read_text())
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=EAT)
 CENTRE = (-1.2921, 36.8219)  # (lat, lng)
 TIE_POINT = (-1.2900, 36.8200)
@@ -315,3 +320,19 @@ def test_hours_and_states_follow_p_now(world: Any) -> None:
         (TIE_POINT[1], TIE_POINT[0], NOW - timedelta(hours=10)),
     ).fetchone()[0]["candidates"][0]
     assert (earlier["hours_open"], earlier["sla_state"]) == (40.0, "at_risk")
+
+
+def test_payloads_and_the_documented_example_match_the_schema(world: Any) -> None:
+    conn, _ = world
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for args in ({}, {"p_limit": 100}, {"p_within_m": 3000, "p_order": "urgency", "p_cluster": "Kayole"},
+                 {"p_cluster": "Nowhere", "p_team": "Team A"}):  # fmt: skip
+        validator.validate(dispatch(conn, *CENTRE, **args))
+    doc = (ROOT / "docs" / "dashboard-api-contract.md").read_text()
+    section = doc[doc.index("## Dispatch"):doc.index("## Over HTTP")]
+    example = re.search(r"```json\n(.*?)```", section, re.S)
+    assert example
+    validator.validate(json.loads(example.group(1)))
+    for field in SCHEMA["properties"]["candidates"]["items"]["properties"]:
+        assert f".{field}`" in section or f"`candidates[].{field}" in section, field
