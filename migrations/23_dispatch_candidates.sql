@@ -5,10 +5,10 @@
 -- - p_order 'distance' (default): nearest first. The nearest tickets are
 --   found by walking inc_geog_idx (KNN on geog), never by sorting every open
 --   ticket. KNN orders by distance on a sphere while the reported metres are
---   geodesic (WGS 84 spheroid, up to ~0.7% apart), so the p_limit-th nearest
---   on the sphere only bounds the search: every ticket that can be among the
---   p_limit nearest on the spheroid lies within 1% more of it, and those few
---   are ranked by their geodesic metres.
+--   geodesic (WGS 84 spheroid, up to ~0.7% apart), so the walk goes on past
+--   the p_limit-th nearest on the sphere until 1% beyond it: every ticket
+--   that can be among the p_limit nearest on the spheroid is then in hand,
+--   and those few are ranked by their geodesic metres.
 -- - p_order 'urgency': breached, then at_risk, then the rest, nearest first
 --   within each, among the tickets within p_within_m (required: the radius
 --   keeps the sort to a neighbourhood).
@@ -48,7 +48,8 @@ DECLARE
     v_cluster text := lower(nullif(btrim(p_cluster), ''));
     v_team text := lower(nullif(btrim(p_team), ''));
     v_origin geography;
-    v_reach float8;
+    v_fetch int;  -- NULL: no limit
+    v_done boolean;
     v_candidates jsonb;
     v_unplaced bigint;
 BEGIN
@@ -86,17 +87,31 @@ BEGIN
     v_origin := ST_SetSRID(ST_MakePoint(p_lng, p_lat), 4326)::geography;
 
     IF v_order = 'distance' THEN
-        -- The p_limit-th nearest on the sphere, by KNN on inc_geog_idx.
-        SELECT o.geog <-> v_origin INTO v_reach
-          FROM tickets.inc_open_sla_at(p_now) o
-         WHERE o.geog IS NOT NULL
-           AND (v_cluster IS NULL OR lower(o.cluster) = v_cluster)
-           AND (v_team IS NULL OR lower(o.assigned_team) = v_team)
-           AND (p_within_m IS NULL OR ST_DWithin(o.geog, v_origin, p_within_m))
-         ORDER BY o.geog <-> v_origin
-        OFFSET p_limit - 1 LIMIT 1;
+        -- How many of the nearest on the sphere (KNN on inc_open_geog_idx) to
+        -- fetch so that every ticket within 1% beyond the p_limit-th is among
+        -- them: those can still be among the p_limit nearest on the spheroid.
+        -- Usually the first try; many tickets at one point (placed at a
+        -- cluster's centroid) take a few. A radius search instead would read
+        -- the whole bounding box of that circle, a cluster at a time.
+        v_fetch := 2 * p_limit + 10;
+        LOOP
+            SELECT count(*) < v_fetch OR max(k.sphere) > (array_agg(k.sphere ORDER BY k.sphere))[p_limit] * 1.01 + 1
+              INTO v_done
+              FROM (SELECT o.geog <-> v_origin AS sphere
+                      FROM tickets.inc_open_sla_at(p_now) o
+                     WHERE o.geog IS NOT NULL
+                       AND (v_cluster IS NULL OR lower(o.cluster) = v_cluster)
+                       AND (v_team IS NULL OR lower(o.assigned_team) = v_team)
+                       AND (p_within_m IS NULL OR ST_DWithin(o.geog, v_origin, p_within_m))
+                     ORDER BY o.geog <-> v_origin
+                     LIMIT v_fetch) k;
+            EXIT WHEN v_done;
+            v_fetch := v_fetch * 4;
+        END LOOP;
     END IF;
 
+    -- The same walk (for 'urgency' v_fetch is NULL: every ticket in the
+    -- radius), ranked by urgency when asked, geodesic metres, ticket_id.
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'ticket_id', c.ticket_id,
                'cluster', c.cluster,
@@ -111,20 +126,20 @@ BEGIN
                'lat', round(ST_Y(c.geog::geometry)::numeric, 6))
                ORDER BY c.urgency, c.metres, c.ticket_id), '[]'::jsonb)
       INTO v_candidates
-      FROM (SELECT o.ticket_id, o.cluster, o.location_name, o.assigned_team, o.hours_open,
-                   o.sla_state, o.sla_clock_source, o.geo_source, o.geog,
-                   ST_Distance(o.geog, v_origin) AS metres,
+      FROM (SELECT n.*, ST_Distance(n.geog, v_origin) AS metres,
                    CASE WHEN v_order = 'distance' THEN 0
-                        WHEN o.sla_state = 'breached' THEN 0
-                        WHEN o.sla_state = 'at_risk' THEN 1
+                        WHEN n.sla_state = 'breached' THEN 0
+                        WHEN n.sla_state = 'at_risk' THEN 1
                         ELSE 2 END AS urgency
-              FROM tickets.inc_open_sla_at(p_now) o
-             WHERE o.geog IS NOT NULL
-               AND (v_cluster IS NULL OR lower(o.cluster) = v_cluster)
-               AND (v_team IS NULL OR lower(o.assigned_team) = v_team)
-               AND (p_within_m IS NULL OR ST_DWithin(o.geog, v_origin, p_within_m))
-               -- with fewer than p_limit candidates in all, v_reach is NULL: take them all
-               AND (v_reach IS NULL OR ST_DWithin(o.geog, v_origin, v_reach * 1.01 + 1, false))
+              FROM (SELECT o.ticket_id, o.cluster, o.location_name, o.assigned_team, o.hours_open,
+                           o.sla_state, o.sla_clock_source, o.geo_source, o.geog
+                      FROM tickets.inc_open_sla_at(p_now) o
+                     WHERE o.geog IS NOT NULL
+                       AND (v_cluster IS NULL OR lower(o.cluster) = v_cluster)
+                       AND (v_team IS NULL OR lower(o.assigned_team) = v_team)
+                       AND (p_within_m IS NULL OR ST_DWithin(o.geog, v_origin, p_within_m))
+                     ORDER BY o.geog <-> v_origin
+                     LIMIT v_fetch) n
              ORDER BY urgency, metres, ticket_id
              LIMIT p_limit) c;
 

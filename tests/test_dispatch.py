@@ -26,6 +26,7 @@ SCHEMA = json.loads((ROOT / "schemas" / "dispatch-payload.schema.json").read_tex
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=EAT)
 CENTRE = (-1.2921, 36.8219)  # (lat, lng)
 TIE_POINT = (-1.2900, 36.8200)
+CENTROID = (-1.3500, 36.7500)  # many tickets placed at one cluster point
 CLUSTERS = ("Kayole", "Umoja", "Pipeline")
 TEAMS = ("Team A", "Team B")
 STATE_RANK = {"breached": 0, "at_risk": 1}
@@ -74,6 +75,8 @@ def generate(conn: psycopg.Connection) -> list[Ticket]:
         add(f"WOT{n:04d}", point, None if n % 17 == 0 else rng.uniform(0.5, 120))
     for n in (3, 1, 2):  # inserted out of order: ties go to the lower ticket_id
         add(f"TIE{n}", TIE_POINT, 50.0)
+    for n in rng.sample(range(70), 70):
+        add(f"GROUP{n:02d}", CENTROID, rng.uniform(1, 90))
     for n in range(25):
         add(f"NOPOINT{n:02d}", None, rng.uniform(1, 90))
     for n in range(40):
@@ -167,6 +170,15 @@ def test_ties_go_to_the_lower_ticket_id(world: Any) -> None:
     conn, tickets = world
     assert got(dispatch(conn, *TIE_POINT, p_limit=2)) == [("TIE1", 0), ("TIE2", 0)]
     assert [t for t, _ in got(dispatch(conn, *TIE_POINT, p_limit=4))][:3] == ["TIE1", "TIE2", "TIE3"]
+
+
+@pytest.mark.parametrize("limit", [1, 5, 69, 70, 71, 100])
+def test_many_tickets_at_one_point_are_ranked_by_ticket_id(world: Any, limit: int) -> None:
+    conn, tickets = world
+    answer = got(dispatch(conn, *CENTROID, p_limit=limit))
+    group = [(f"GROUP{n:02d}", 0) for n in range(70)]
+    assert answer[:70] == group[:limit]
+    assert same(answer, expected(tickets, *CENTROID, limit=limit))
 
 
 def test_closed_tickets_and_tickets_without_a_point_are_never_offered(world: Any) -> None:
