@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -249,5 +250,7 @@ def test_the_whole_block_runs_as_one_script(ingested: str) -> None:
 def test_the_nearest_query_walks_the_gist_index(ingested: str) -> None:
     plan = psql(ingested, "EXPLAIN " + statements()[NEAREST].split("\n", 1)[1])
     assert plan.returncode == 0, plan.stderr
-    assert "Index Scan using inc_open_geog_idx" in plan.stdout
+    # any of the open-ticket GiST indexes on geog (migration 23) can serve the walk
+    assert re.search(r"Index Scan using inc_open_\w*geog_idx ", plan.stdout), plan.stdout
+    assert "Sort" not in plan.stdout
     assert "Order By: ((geog)::geography <->" in plan.stdout
