@@ -83,7 +83,9 @@ def adopt(settings: Settings, *, apply: bool) -> AdoptReport:
         report.state = recognise(conn)
         if report.state == "deployed":
             with conn.transaction(force_rollback=not apply):
-                convert(conn, report)
+                # Readers queue behind the old schemas' drop: never for long.
+                conn.execute("SET LOCAL lock_timeout = '30s'")
+                convert(conn, report, apply=apply)
                 crash_point("adopt-before-commit")
             crash_point("adopt-after-commit")
     return report
@@ -110,8 +112,12 @@ def recognise(conn: psycopg.Connection) -> str:
     return "deployed"
 
 
-def convert(conn: psycopg.Connection, report: AdoptReport) -> None:
-    """Everything, in the caller's transaction."""
+def convert(conn: psycopg.Connection, report: AdoptReport, *, apply: bool = True) -> None:
+    """Everything, in the caller's transaction; a dry run leaves the old schemas' drop out.
+
+    The drop locks every deployed table exclusively, which a rehearsal that is
+    rolled back anyway has no need to make the map's readers wait for.
+    """
     ledger = [r[0] for r in conn.execute("SELECT to_jsonb(l) FROM tickets.schema_migrations l")]
     report.add("recognised", f"the earlier loader's database (tickets.schema_migrations: {len(ledger)} "
                              f"files, {DEPLOYED_LEDGER_FILES[0]} to {DEPLOYED_LEDGER_FILES[-1]})")  # fmt: skip
@@ -138,7 +144,7 @@ def convert(conn: psycopg.Connection, report: AdoptReport) -> None:
     copier.report_history(key, file_ts)
     crash_point("adopt-copied")
     copier.copy_grants()
-    copier.drop_deployed()
+    copier.drop_deployed(apply=apply)
     conn.execute("UPDATE tickets.adoption SET plan = %s", (Jsonb([list(line) for line in report.lines]),))
     conn.execute("DROP TABLE adopt_watermark")
 
@@ -176,11 +182,12 @@ def _ledger_name(value: str) -> str:
 def _documented_problems(conn: psycopg.Connection) -> list[str]:
     problems = []
     for kind, name, columns in DOCUMENTED:
+        schema, _, bare = name.partition(".")
         if kind == "function":
-            if not conn.execute("SELECT EXISTS (SELECT FROM pg_proc WHERE oid::regproc::text = %s "
-                                "OR proname = %s AND pronamespace = %s::regnamespace)",
-                                (name, name.split(".")[1], name.split(".")[0])).fetchone()[0]:  # type: ignore[index]  # fmt: skip
-                problems.append(f"{kind} {name} is missing")
+            row = conn.execute("SELECT EXISTS (SELECT FROM pg_proc WHERE proname = %s "
+                               "AND pronamespace = %s::regnamespace)", (bare, schema)).fetchone()  # fmt: skip
+            if not (row and row[0]):
+                problems.append(f"function {name} is missing")
             continue
         found = _relation_kind(conn, name)
         if found != kind:

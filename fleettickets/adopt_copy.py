@@ -262,14 +262,17 @@ class Copier:
         if grants:
             self.report.add("kept as is", f"{len(grants)} grants and revokes of other roles, on the objects of the same names")
 
-    def drop_deployed(self) -> None:
+    def drop_deployed(self, *, apply: bool) -> None:
         outside = [r[0] for r in self._rows(OWNER_SCHEMA_SQL, {"aside": list(self.aside.values())})]
         if outside:
             raise AdoptRefused([f"{o} depends on the deployed schema" for o in outside]
                                + ["these objects would be lost with it; nothing was changed"])  # fmt: skip
-        for old in self.aside.values():
-            if self._one(sql.SQL("SELECT count(*) FROM pg_namespace WHERE nspname = {}").format(sql.Literal(old))):
-                self.conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(old)))
+        present = [old for old in self.aside.values() if self._one(sql.SQL(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = {}").format(sql.Literal(old)))]  # fmt: skip
+        for old in present if apply else []:
+            self.conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(old)))
+        self.report.add("dropped", "the deployed definitions (functions, views, triggers), replaced by the "
+                                   "current ones of the same names and signatures")  # fmt: skip
 
     # --- catalog helpers --------------------------------------------------------------
 

@@ -54,7 +54,7 @@ SELECT n.nspname, c.relname, c.relkind, c.relacl::text,
 SELECT n.nspname, p.proname || '(' || oidvectortypes(p.proargtypes) || ')', 'f', p.proacl::text, md5(p.prosrc)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
- ORDER BY 1, 2
+ ORDER BY 1, 2, 3, 4, 5
 """
 
 
@@ -92,6 +92,13 @@ def picture(url: str) -> dict[str, Any]:
     return {"objects": objects, "rows": rows}
 
 
+def elsewhere(url: str) -> dict[str, Any]:
+    whole = picture(url)
+    ours = ("tickets", "reporting")
+    return {"objects": [o for o in whole["objects"] if o[0] not in ours],
+            "rows": {k: v for k, v in whole["rows"].items() if k.split(".")[0] not in ours}}
+
+
 def kept(url: str, which: int) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(url) as conn:
         return {name: conn.execute(queries[which]).fetchall() for name, queries in KEPT.items()}
@@ -125,9 +132,12 @@ def test_adopt_keeps_every_row_then_the_stream_continues_to_a_fresh_install_s_st
     settings: Settings, stream: list[Path], tmp_path: Path, db_url: str
 ) -> None:
     url = settings.database_url or ""
-    before = kept(url, 0)
+    before, outside = kept(url, 0), elsewhere(url)
     assert cli(settings, tmp_path, "adopt", "--apply").returncode == 0
     assert kept(url, 1) == before
+    after_outside = elsewhere(url)
+    assert set(after_outside["objects"]) ^ set(outside["objects"]) == set()
+    assert after_outside == outside, "nothing outside tickets and reporting changes"
 
     again = cli(settings, tmp_path, "adopt", "--apply")
     assert again.returncode == 0 and "nothing to do" in again.stdout
