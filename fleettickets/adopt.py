@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from fleettickets import adopt_copy
 from fleettickets.db import connect, job_lock
-from fleettickets.errors import AdoptRefused
+from fleettickets.errors import AdoptRefused, FleetTicketsError
 from fleettickets.faults import crash_point
 from fleettickets.migrate import (
     LEDGER_DDL,
@@ -42,8 +42,8 @@ DEPLOYED_LEDGER_FILES = (
 DOCUMENTED = (
     ("table", "tickets.inc", ("ticket_id", "raw")),
     ("table", "tickets.crq", ("ticket_id", "raw")),
-    ("table", "tickets.geo_clusters", ("cluster_key", "verified")),
-    ("table", "tickets.geo_locations", ("location_key", "verified")),
+    ("table", "tickets.geo_clusters", ("cluster_key", "cluster", "verified")),
+    ("table", "tickets.geo_locations", ("location_key", "location_name", "verified")),
     ("table", "tickets.import_meta", ("dataset", "metadata")),
     ("table", "tickets.closure_events", ("ticket_id", "observed_at")),
     ("table", "tickets.inc_daily_snapshot", ("snapshot_date", "open_total", "open_breached", "closed_today")),
@@ -82,11 +82,15 @@ def adopt(settings: Settings, *, apply: bool) -> AdoptReport:
             job_lock(conn, "migrate", wait=True):  # fmt: skip
         report.state = recognise(conn)
         if report.state == "deployed":
-            with conn.transaction(force_rollback=not apply):
-                # Readers queue behind the old schemas' drop: never for long.
-                conn.execute("SET LOCAL lock_timeout = '30s'")
-                convert(conn, report, apply=apply)
-                crash_point("adopt-before-commit")
+            try:
+                with conn.transaction(force_rollback=not apply):
+                    # Readers queue behind the old schemas' drop: never for long.
+                    conn.execute("SET LOCAL lock_timeout = '30s'")
+                    convert(conn, report, apply=apply)
+                    crash_point("adopt-before-commit")
+            except psycopg.Error as exc:
+                raise FleetTicketsError(f"adopt failed and was rolled back, nothing changed: "
+                                        f"{type(exc).__name__}: {str(exc).strip()}") from None  # fmt: skip
             crash_point("adopt-after-commit")
     return report
 
@@ -140,6 +144,8 @@ def convert(conn: psycopg.Connection, report: AdoptReport, *, apply: bool = True
     conn.execute("CREATE TEMP TABLE adopt_watermark ON COMMIT DROP AS SELECT %s::text AS watermark_key, "
                  "%s::timestamptz AS watermark_ts, %s::jsonb AS deployed_ledger", (key, file_ts, Jsonb(ledger)))  # fmt: skip
     copier.copy_all()
+    report.add("kept as is", f"the watermark {key}: adopted tickets stand at that file; processed/ is not "
+                             "applied again, changes/ is applied next and wins over them")  # fmt: skip
     conn.execute(_finish_sql())
     copier.report_history(key, file_ts)
     crash_point("adopt-copied")

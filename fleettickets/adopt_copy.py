@@ -12,12 +12,15 @@ they read the deployed objects and cannot be carried over faithfully.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from fleettickets.errors import AdoptRefused
+
+if TYPE_CHECKING:
+    from fleettickets.adopt import AdoptReport
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ SELECT DISTINCT pg_describe_object(classid, objid, objsubid)
 
 
 class Copier:
-    def __init__(self, conn: psycopg.Connection, report: Any, aside: dict[str, str]) -> None:
+    def __init__(self, conn: psycopg.Connection, report: AdoptReport, aside: dict[str, str]) -> None:
         self.conn = conn
         self.report = report
         self.aside = aside
@@ -222,7 +225,7 @@ class Copier:
             self.report.add("converted", f"tickets.{table}: {count} tickets{extra}")
             return
         section = "converted" if table in ("closure_events", "inc_daily_snapshot") else "kept as is"
-        self.report.add(section, f"tickets.{table}: {count} rows")
+        self.report.add(section, f"tickets.{table}: {count} row{'' if count == 1 else 's'}")
 
     def report_history(self, watermark_key: str, file_ts: Any) -> None:
         versions = self._one(sql.SQL("SELECT count(*) FROM tickets.inc_versions"))

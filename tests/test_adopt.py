@@ -109,6 +109,8 @@ def test_migrate_on_the_deployed_database_says_adopt_and_writes_nothing(settings
     result = cli(settings, tmp_path, "migrate")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "run `fleettickets adopt`" in result.stderr
+    status = cli(settings, tmp_path, "status")
+    assert "run `fleettickets adopt`" in status.stdout
     assert picture(settings.database_url or "") == before
 
 
