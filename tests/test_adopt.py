@@ -26,6 +26,9 @@ PROCESSED = 4  # files the earlier loader applied; the rest wait in changes/
 # schema, query on the adopted one).
 KEPT = {
     "tickets": ("SELECT ticket_id, raw FROM tickets.inc ORDER BY 1",) * 2,
+    # Tickets under a cluster code (QOA, PTMP) are placed by the alias target now, as the loader mapped them.
+    "ticket points": ("SELECT ticket_id, ST_AsText(geom), geo_source FROM tickets.inc "
+                      "WHERE raw ->> 'cluster' NOT IN ('QOA', 'PTMP') ORDER BY 1",) * 2,
     "unknown column": ("SELECT ticket_id, dispatcher_note FROM tickets.inc ORDER BY 1",) * 2,
     "gazetteer clusters": ("SELECT cluster_key, cluster, latitude, longitude, ST_AsText(geom), provider, query, "
                            "verified, created_at, updated_at FROM tickets.geo_clusters ORDER BY 1",) * 2,
