@@ -137,8 +137,11 @@ class Copier:
             targets = [c for c in new_cols if c in overrides or c in old_cols]
         targets += unknown
         exprs = [overrides.get(c, sql.SQL("o.{}").format(sql.Identifier(c))) for c in targets]
-        conflict = sql.SQL(" ON CONFLICT (alias_key) DO UPDATE SET cluster_key = EXCLUDED.cluster_key") \
-            if table == "cluster_aliases" else sql.SQL("")  # fmt: skip
+        # The current schema seeds the well-known aliases; the deployed rows win over them.
+        conflict = sql.SQL(" ON CONFLICT (alias_key) DO UPDATE SET ({}) = ROW({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, targets)),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in targets),
+        ) if table == "cluster_aliases" else sql.SQL("")  # fmt: skip
         count = self.conn.execute(sql.SQL("INSERT INTO tickets.{} AS t ({}) SELECT {} FROM {}.{} o{}").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, targets)),
             sql.SQL(", ").join(exprs), sql.Identifier(self.old), sql.Identifier(table), conflict,

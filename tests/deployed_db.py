@@ -44,6 +44,14 @@ INSERT INTO fleet.vehicles VALUES ('KBX 123A', '2026-06-14 10:00+03', ST_SetSRID
                                   ('KCC 907T', '2026-06-15 07:10+03', NULL);
 CREATE FUNCTION fleet.vehicle_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM fleet.vehicles';
 """
+# Not in the documentation's list, but where a deployment has it, its rows are the operators'.
+ALIASES_SQL = """
+CREATE TABLE tickets.cluster_aliases (alias_key text PRIMARY KEY, cluster_key text NOT NULL, note text,
+                                      created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO tickets.cluster_aliases VALUES ('qoa', 'quarry road', 'export code', '2026-06-02 10:00+03'),
+                                           ('ptmp', 'pipeline', 'export code', '2026-06-02 10:00+03'),
+                                           ('kyl', 'kayole', 'added by hand', '2026-06-09 16:20+03');
+"""
 UNKNOWN_SQL = """
 ALTER TABLE tickets.inc ADD COLUMN dispatcher_note text;
 CREATE TABLE tickets.operator_notes (ticket_id text, note text, written_at timestamptz DEFAULT now());
@@ -64,6 +72,7 @@ def build_deployed_db(url: str, processed: list[Path]) -> dict[str, Any]:
             conn.execute("INSERT INTO tickets.schema_migrations (version, applied_at) VALUES (%s, %s)",
                          (name.removesuffix(".sql"), datetime(2026, 5, 1 + i, tzinfo=EAT)))  # fmt: skip
         conn.execute(UNKNOWN_SQL)
+        conn.execute(ALIASES_SQL)
         _gazetteers(conn, expected_state(processed))
         _tickets(conn, expected_state(processed))
         watermark = f"{PREFIX}changes/{processed[-1].name}"

@@ -34,6 +34,7 @@ KEPT = {
                            "verified, created_at, updated_at FROM tickets.geo_clusters ORDER BY 1",) * 2,
     "gazetteer locations": ("SELECT location_key, location_name, latitude, longitude, provider, verified, "
                             "created_at, updated_at FROM tickets.geo_locations ORDER BY 1",) * 2,
+    "aliases": ("SELECT alias_key, cluster_key, note, created_at FROM tickets.cluster_aliases ORDER BY 1",) * 2,
     "closures": ("SELECT ticket_id, observed_at, closed_at, owner, cluster, mttr_hours, sla_status, captured_run "
                  "FROM tickets.closure_events ORDER BY 1, 2",) * 2,
     "daily rows": ("SELECT snapshot_date, open_total, open_breached, closed_today, captured_at "
@@ -170,7 +171,7 @@ def test_adopt_keeps_every_row_then_the_stream_continues_to_a_fresh_install_s_st
         assert a.execute(query).fetchall() == f.execute(query).fetchall()
 
     after = kept(url, 1)
-    for name in ("daily rows", "daily rows, whole", "gazetteer clusters", "gazetteer locations", "unknown table",
+    for name in ("daily rows", "daily rows, whole", "gazetteer clusters", "gazetteer locations", "aliases", "unknown table",
                  "other system"):  # fmt: skip
         assert after[name] == before[name], name
     assert set(before["closures"]) <= set(after["closures"]), "captured closures survive later captures"
