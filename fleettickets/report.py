@@ -237,6 +237,10 @@ def _history_text(history: dict[str, Any]) -> str:
         text = "installed, no snapshot yet"
     if history.get("closure_events") is not None:
         text += f"; {history['closure_events']} closure events"
+    if history.get("adopted"):
+        adopted = history["adopted"]
+        text += (f"; adopted {eat_text(adopted['adopted_at'])} at {adopted['watermark_key']}, "
+                 f"{adopted['kept_days']} captured day(s) kept as recorded")  # fmt: skip
     return text
 
 

@@ -198,8 +198,9 @@ def test_read_entry_points_and_documented_queries_work_with_their_grants(setting
             "'reporting.fn_tickets_for_map(boolean)'::regprocedure AND a.grantee = 0)", {"r": READER_ROLE},
         ).fetchone()  # fmt: skip
     assert privileges == (True, True, True, False)
-    status = cli(settings, tmp_path, "status", "--json")
+    status = cli(settings, tmp_path, "status")
     assert status.returncode == 0, status.stderr
+    assert f"at {PREFIX}changes/{stream_name(PROCESSED - 1)}, 3 captured day(s) kept as recorded" in status.stdout
 
 
 def stream_name(index: int) -> str:
