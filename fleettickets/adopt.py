@@ -92,6 +92,8 @@ def adopt(settings: Settings, *, apply: bool) -> AdoptReport:
                 raise FleetTicketsError(f"adopt failed and was rolled back, nothing changed: "
                                         f"{type(exc).__name__}: {str(exc).strip()}") from None  # fmt: skip
             crash_point("adopt-after-commit")
+            logger.info("adopt %s: %d plan lines", "applied" if apply else "dry run rolled back", len(report.lines),
+                        extra={"event": "adopt", "applied": apply})  # fmt: skip
     return report
 
 

@@ -187,8 +187,8 @@ class Copier:
 
     def _move_unknown_tables(self) -> None:
         for schema, old in self.aside.items():
-            for name, rows in self._rows(
-                "SELECT c.relname, c.reltuples FROM pg_class c WHERE c.relnamespace = %s::regnamespace "
+            for (name,) in self._rows(
+                "SELECT c.relname FROM pg_class c WHERE c.relnamespace = %s::regnamespace "
                 "AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
                 "AND to_regclass(quote_ident(%s) || '.' || quote_ident(c.relname)) IS NULL "
                 "AND NOT (c.relname = ANY(%s)) AND c.relname NOT LIKE 'deployed\\_%%'",
@@ -283,9 +283,9 @@ class Copier:
     # --- catalog helpers --------------------------------------------------------------
 
     def _rows(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-        return self.conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return self.conn.execute(query, params).fetchall()
 
-    def _one(self, query: sql.Composable) -> Any:
+    def _one(self, query: sql.SQL | sql.Composed) -> Any:
         row = self.conn.execute(query).fetchone()
         return row[0] if row else None
 
