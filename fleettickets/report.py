@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fleettickets.adopt import AdoptReport
 from fleettickets.gazetteer import MAX_DISTANCE_KM
 from fleettickets.gazetteer_csv import ImportReport
 from fleettickets.geocoding import GeocodeReport
@@ -44,6 +45,17 @@ def ingest_text(report: IngestReport) -> str:
         )
         if report.history is not None:
             lines.append(capture_text(report.history, applied=True))
+    return "\n".join(lines)
+
+
+def adopt_text(report: AdoptReport) -> str:
+    if report.state == "fresh":
+        return "nothing to adopt: the database is empty; run `fleettickets migrate` to set it up"
+    if report.state == "adopted":
+        return "nothing to do: this database already has the fleettickets schema (run `fleettickets migrate` for pending migrations)"
+    lines = [f"{section}: {text}" for section, text in report.lines]
+    lines.append("adopted: from now on use fleettickets migrate, ingest and status as on a fresh install"
+                 if report.applied else "(dry run: all of it was rolled back, nothing changed; run again with --apply)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -226,6 +238,10 @@ def _history_text(history: dict[str, Any]) -> str:
         text = "installed, no snapshot yet"
     if history.get("closure_events") is not None:
         text += f"; {history['closure_events']} closure events"
+    if history.get("adopted"):
+        adopted = history["adopted"]
+        text += (f"; adopted {eat_text(adopted['adopted_at'])} at {adopted['watermark_key']}, "
+                 f"{adopted['kept_days']} captured day(s) kept as recorded")  # fmt: skip
     return text
 
 

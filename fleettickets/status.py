@@ -25,7 +25,7 @@ RECENT_RUNS = 5
 # The tables each section reads; a section whose table is missing says "not installed".
 OPTIONAL_TABLES = ("tickets.inc", "tickets.import_meta", "tickets.ingest_files",
                    "tickets.ingest_runs", "tickets.geo_clusters", "tickets.geo_locations",
-                   "tickets.inc_daily_snapshot", "tickets.closure_events")  # fmt: skip
+                   "tickets.inc_daily_snapshot", "tickets.closure_events", "tickets.adoption")  # fmt: skip
 
 # The least-privilege role the dashboard API and other readers log in through (migration 24).
 READER_ROLE = "fleettickets_reader"
@@ -333,6 +333,10 @@ def _history(conn: psycopg.Connection, present: set[str]) -> dict[str, Any]:
                             "count(*) AS days FROM tickets.inc_daily_snapshot") or {})  # fmt: skip
     if "tickets.closure_events" in present:
         facts["closure_events"] = _one(conn, "SELECT count(*) FROM tickets.closure_events")
+    adopted = _row(conn, "SELECT adopted_at, watermark_key, (SELECT count(*) FROM tickets.history_kept_days) "
+                         "AS kept_days FROM tickets.adoption") if "tickets.adoption" in present else None  # fmt: skip
+    if adopted:  # only on a database taken over from the earlier loader
+        facts["adopted"] = adopted
     return facts
 
 
