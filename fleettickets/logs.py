@@ -32,12 +32,49 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _URL_KEY = re.compile(r"(?i)([?&](?:key|api_key|apikey|token|access_token)=)[^&\s'\"]+")
 
 
+# A piece of a secret this long is masked wherever it appears: a driver that
+# splits a malformed URL in the wrong place quotes part of the password.
+SECRET_PIECE = 4
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask `key=` query parameters and every literal secret value in `text`."""
+    """Mask `key=` query parameters, every secret value and every 4-character piece of one."""
     text = _URL_KEY.sub(r"\1***", text)
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    covered = bytearray(len(text))
+    for secret in {s for s in secrets if s}:
+        start = text.find(secret)
+        while start >= 0:
+            covered[start : start + len(secret)] = b"\1" * len(secret)
+            start = text.find(secret, start + 1)
+        pieces = {secret[i : i + SECRET_PIECE] for i in range(len(secret) - SECRET_PIECE + 1)}
+        if pieces:
+            for i in range(len(text) - SECRET_PIECE + 1):
+                if text[i : i + SECRET_PIECE] in pieces:
+                    covered[i : i + SECRET_PIECE] = b"\1" * SECRET_PIECE
+    if not any(covered):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if covered[i]:
+            while i < len(text) and covered[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def redact_data(data: Any, secrets: Iterable[str]) -> Any:
+    """``data`` (JSON-like) with every string in it redacted."""
+    secrets = list(secrets)
+    if isinstance(data, str):
+        return redact(data, secrets)
+    if isinstance(data, dict):
+        return {redact_data(k, secrets): redact_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v, secrets) for v in data]
+    return data
 
 
 class RedactingFilter(logging.Filter):
