@@ -232,40 +232,36 @@ def _csv_error_reason(exc: csv.Error) -> str:
 
 
 def _quote_opening_line(lines: list[str], first_line: int) -> int:
-    """The line on which the record's first line-crossing quoted field opened.
+    """The line on which the quote that broke a record opened.
 
-    Falls back to the record's first line (a quote that went wrong on one line).
+    That is the quote followed by text other than a comma or a line end, or
+    the one still open at the end of the file; failing both (a record of the
+    wrong width), the first quoted field that crosses a line break; failing
+    that, the record's first line.
     """
-    quoted = False
+    quoted = pending = False  # pending: inside quotes, a '"' seen (closing, or the first of '""')
     at_field_start = True
-    opened_on = first_line
-    pending_quote = False  # inside quotes, a '"' seen: closing or the first of '""'
+    opened_on = crossing = 0
     for offset, text in enumerate(lines):
         for char in text:
             if quoted:
-                if pending_quote:
-                    pending_quote = False
-                    if char != '"':
-                        quoted = False  # that quote closed the field
-                    else:
-                        continue
-                elif char == '"':
-                    pending_quote = True
+                if not pending:
+                    pending = char == '"'
                     continue
-                else:
-                    continue
+                pending = False
+                if char == '"':
+                    continue  # an escaped quote
+                if char not in ",\r\n":
+                    return opened_on  # text after a closing quote
+                quoted = False
             if char == '"' and at_field_start:
                 quoted, opened_on = True, first_line + offset
-                at_field_start = False
-            elif char == ",":
-                at_field_start = True
-            elif char in "\r\n":
-                at_field_start = True
-            else:
-                at_field_start = False
-        if quoted and not pending_quote:
-            return opened_on  # this quoted field crosses a line break
-    return opened_on if quoted else first_line
+            at_field_start = char in ",\r\n"
+        if quoted and not pending and not crossing:
+            crossing = opened_on
+    if quoted and not pending:
+        return opened_on  # never closed
+    return crossing or first_line
 
 
 def _text_lines(stream: BinaryStream, source: str, nul_seen: list[bool]) -> Iterator[str]:

@@ -249,10 +249,13 @@ def _copy_rows(conn: psycopg.Connection, first: CleanRow, rest: Iterator[CleanRo
     """COPY the rows as CSV; every row of a file has the same columns in the same order.
 
     Blank values were made None by cleaning and None is written as an unquoted
-    empty field, which COPY's CSV format reads as NULL.
+    empty field, which COPY's CSV format reads as NULL. Lines end in CRLF
+    because the csv module quotes only the line terminator's characters: with
+    a bare LF, a value holding a lone CR went out unquoted and COPY refused
+    the file.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     with conn.cursor().copy("COPY ingest_stage FROM STDIN (FORMAT csv)") as copy:
         for row in itertools.chain((first,), rest):
             values = row.record.values()
