@@ -20,7 +20,7 @@ from fleettickets import migrate as migrations
 from fleettickets import report
 from fleettickets import status as pipeline_status
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, FleetTicketsError
-from fleettickets.logs import redact, redact_data, setup_logging
+from fleettickets.logs import redact, setup_logging
 from fleettickets.settings import Settings
 from fleettickets.source import EAT
 
@@ -110,11 +110,10 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
     except FleetTicketsError as exc:
         # A scheduler parsing stdout gets its document whatever happened.
         if as_json:
-            document = report.ingest_failure(exc, exc.report)  # type: ignore[arg-type]
-            click.echo(json.dumps(redact_data(document, _known_secrets()), ensure_ascii=False))
+            click.echo(report.ingest_failure_json(exc, exc.report, _known_secrets()))  # type: ignore[arg-type]
         raise
     if as_json:
-        click.echo(json.dumps(redact_data(result.as_dict(), _known_secrets()), ensure_ascii=False))
+        click.echo(report.ingest_json(result, _known_secrets()))
     else:
         _echo(report.ingest_text(result))
     if not result.ok:
@@ -271,8 +270,7 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
     result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
                                     max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
     if as_json:
-        click.echo(json.dumps(redact_data(json.loads(report.status_json(result)), _known_secrets()),
-                              ensure_ascii=False))  # fmt: skip
+        click.echo(report.status_json(result, _known_secrets()))
     else:
         _echo(report.status_line(result) if check else report.status_text(result))
     if check and not result.healthy:
