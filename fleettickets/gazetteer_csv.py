@@ -30,6 +30,12 @@ REQUIRED = ("kind", "key", "latitude", "longitude", "verified")
 TRUE_WORDS = {"true", "t", "yes", "y", "1"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", ""}
 MAX_REPORTED = 20
+# Longer than any name, query or answer a gazetteer holds; a longer cell is a
+# mistake (a paste gone wrong), reported by line rather than quoted.
+MAX_CELL_CHARS = 10_000
+# What the csv module is allowed to read in one cell before the check above
+# speaks; process-wide, so set the same wherever the csv module is used.
+_CSV_FIELD_LIMIT = 16 * 1024 * 1024
 
 EXPORT_SQL = """
 WITH open_locations AS (
@@ -119,6 +125,8 @@ def read_edits(path: Path) -> list[Edit]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise GazetteerImportError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     problems: list[str] = []
     edits: list[Edit] = []
@@ -138,6 +146,11 @@ def read_edits(path: Path) -> list[Edit]:
                 continue
             if any("\x00" in value for value in values):
                 problems.append(f"line {line}: contains a NUL character")
+                continue
+            longest = max(map(len, values))
+            if longest > MAX_CELL_CHARS:
+                problems.append(f"line {line}: a cell is {longest:,} characters long; "
+                                f"gazetteer cells hold at most {MAX_CELL_CHARS:,}")  # fmt: skip
                 continue
             try:
                 edit = _edit(line, _as_row(header, values))
@@ -167,7 +180,7 @@ def _as_row(header: list[str], values: list[str]) -> dict[str, Any]:
 def _csv_problem(exc: csv.Error) -> str:
     text = str(exc)
     if text.startswith("field larger than field limit"):
-        return f"a cell is longer than {csv.field_size_limit():,} characters, more than any gazetteer value"
+        return f"a cell is longer than {csv.field_size_limit():,} characters"
     if "unexpected end of data" in text:
         return "a quote opened in this record is never closed"
     if "expected after" in text:
