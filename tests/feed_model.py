@@ -22,6 +22,7 @@ class Refused(Exception):
 
     def __init__(self, reason: str, line: int | None = None) -> None:
         super().__init__(f"line {line}: {reason}")
+        self.reason = reason
         self.line = line
 
 
