@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ REQUIRED = ("kind", "key", "latitude", "longitude", "verified")
 TRUE_WORDS = {"true", "t", "yes", "y", "1"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", ""}
 MAX_REPORTED = 20
+# Longer than any name, query or answer a gazetteer holds; a longer cell is a
+# mistake (a paste gone wrong), reported by line rather than quoted.
+MAX_CELL_CHARS = 10_000
+# What the csv module is allowed to read in one cell before the check above
+# speaks; process-wide, so set the same wherever the csv module is used.
+_CSV_FIELD_LIMIT = 16 * 1024 * 1024
 
 EXPORT_SQL = """
 WITH open_locations AS (
@@ -108,32 +115,77 @@ def import_csv(settings: Settings, path: Path) -> ImportReport:
 
 
 def read_edits(path: Path) -> list[Edit]:
-    """Parse and validate the whole file; any problem raises before anything is applied."""
+    """Parse and validate the whole file; any problem raises before anything is applied.
+
+    Lines are counted as a spreadsheet writes them (LF, CRLF or CR), never at
+    characters such as U+2028 that str.splitlines would also break at, and a
+    problem names the line its record starts on.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise GazetteerImportError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    header = reader.fieldnames or []
-    problems = _header_problems(header)
-    if problems:
-        raise GazetteerImportError(_summary(path, problems))
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    problems: list[str] = []
     edits: list[Edit] = []
     seen: dict[tuple[str, str], int] = {}
-    for row in reader:
-        line = reader.line_num
-        try:
-            edit = _edit(line, row)
-        except ValueError as exc:
-            problems.append(f"line {line}: {exc}")
-            continue
-        first = seen.setdefault((edit.kind, edit.key), line)
-        if first != line:
-            problems.append(f"line {line}: {edit.kind} {edit.key!r} already on line {first}")
-        edits.append(edit)
+    header: list[str] | None = None
+    end = 0  # the line the previous record ended on
+    try:
+        for values in reader:
+            line, end = end + 1, reader.line_num
+            if not values:
+                continue
+            if header is None:
+                header = values
+                problems += _header_problems(header)
+                if problems:
+                    break
+                continue
+            if any("\x00" in value for value in values):
+                problems.append(f"line {line}: contains a NUL character")
+                continue
+            longest = max(map(len, values))
+            if longest > MAX_CELL_CHARS:
+                problems.append(f"line {line}: a cell is {longest:,} characters long; "
+                                f"gazetteer cells hold at most {MAX_CELL_CHARS:,}")  # fmt: skip
+                continue
+            try:
+                edit = _edit(line, _as_row(header, values))
+            except ValueError as exc:
+                problems.append(f"line {line}: {exc}")
+                continue
+            first = seen.setdefault((edit.kind, edit.key), line)
+            if first != line:
+                problems.append(f"line {line}: {edit.kind} {edit.key!r} already on line {first}")
+            edits.append(edit)
+    except csv.Error as exc:
+        problems.append(f"line {end + 1}: {_csv_problem(exc)}")
+    if header is None and not problems:
+        problems.append("the file is empty: there is no header row")
     if problems:
         raise GazetteerImportError(_summary(path, problems))
     return edits
+
+
+def _as_row(header: list[str], values: list[str]) -> dict[str, Any]:
+    if len(values) > len(header):
+        raise ValueError(f"{len(values)} cells, but the header has {len(header)} columns")
+    # A spreadsheet may drop trailing empty cells: those read as blank.
+    return dict(zip(header, values + [""] * (len(header) - len(values))))
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if text.startswith("field larger than field limit"):
+        return f"a cell is longer than {csv.field_size_limit():,} characters"
+    if "unexpected end of data" in text:
+        return "a quote opened in this record is never closed"
+    if "expected after" in text:
+        return f"text follows a closing quote ({text}); a quote inside a cell must be doubled"
+    return f"not readable as CSV ({text})"
 
 
 def _header_problems(header: list[str]) -> list[str]:
@@ -154,8 +206,6 @@ def _header_problems(header: list[str]) -> list[str]:
 
 
 def _edit(line: int, row: dict[str, Any]) -> Edit:
-    if None in row:
-        raise ValueError("more cells than header columns")
     kind = (row.get("kind") or "").strip().lower()
     if kind not in _TABLES:
         raise ValueError(f"kind must be 'cluster' or 'location', not {row.get('kind')!r}")

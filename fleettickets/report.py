@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from fleettickets.adopt import AdoptReport
+from fleettickets.clock import EAT
 from fleettickets.gazetteer import MAX_DISTANCE_KM
 from fleettickets.gazetteer_csv import ImportReport
 from fleettickets.geocoding import GeocodeReport
 from fleettickets.history import HistoryCapture, RebuildReport
 from fleettickets.ingest import IngestReport
-from fleettickets.clock import EAT
+from fleettickets.logs import redact_data
 from fleettickets.status import Status, eat_text, first_line
 
 
@@ -86,8 +88,19 @@ def history_json(data: HistoryCapture | RebuildReport) -> str:
     return json.dumps(data.as_dict(), ensure_ascii=False)
 
 
-def ingest_json(report: IngestReport) -> str:
-    return json.dumps(report.as_dict(), ensure_ascii=False)
+def ingest_json(report: IngestReport, secrets: Iterable[str] = ()) -> str:
+    return json.dumps(redact_data(report.as_dict(), secrets), ensure_ascii=False)
+
+
+def ingest_failure_json(error: Exception, report: IngestReport | None, secrets: Iterable[str] = ()) -> str:
+    """The `ingest --json` document of a run that failed, as far as it got."""
+    if report is not None:
+        document = report.as_dict()
+    else:  # failed before it started: settings, connection, lock, arguments
+        document = {"run_id": None, "applied": None, "ok": False, "files": [], "totals": {},
+                    "archived": [], "skipped": [], "problems": [], "history": None}  # fmt: skip
+    document.update(ok=False, failed=str(error))
+    return json.dumps(redact_data(document, secrets), ensure_ascii=False)
 
 
 def geocode_text(report: GeocodeReport) -> str:
@@ -142,10 +155,12 @@ def import_text(result: ImportReport) -> str:
         f"{len(result.inserted)} added, {result.tickets_moved} tickets re-placed"
     )
     return "\n".join(lines)
-def status_json(status: Status) -> str:
+def status_json(status: Status, secrets: Iterable[str] = ()) -> str:
     document = {"healthy": status.healthy, "problems": status.problems,
                 "thresholds": status.thresholds.as_dict(), **status.facts}  # fmt: skip
-    return json.dumps(document, default=_json_value, ensure_ascii=False, indent=2)
+    # Stored run errors may quote a driver's message: masked like any output.
+    plain = json.loads(json.dumps(document, default=_json_value))
+    return json.dumps(redact_data(plain, secrets), ensure_ascii=False, indent=2)
 
 
 def status_line(status: Status) -> str:

@@ -161,3 +161,30 @@ def test_export_through_the_cli(db: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"exported 4 rows to {out}"
     assert list(read(out)[0]) == list(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("cluster,kayole,-1.27,36.91,true\ncluster,big," + "x" * 140_000 + ",36.9,true\n",
+         "line 3: a cell is 140,000 characters long; gazetteer cells hold at most 10,000"),
+        ('cluster,kayole,-1.27,36.91,true\n"unterminated,k,x,1,true\ncluster,likoni,-4.08,39.66,true\n',
+         "line 3: a quote opened in this record is never closed"),
+        ('cluster,"kay"ole,-1.27,36.91,true\n', "line 2: text follows a closing quote"),
+        ("cluster,kayole\u2028east,-1.27,36.91,maybe\n", "line 2: verified must be true or false"),
+        ("cluster,kay\x00ole,-1.27,36.91,true\n", "line 2: contains a NUL character"),
+        ('cluster,"kayole\neast",-1.27,36.91,true\ncluster,likoni,x,39.66,true\n',
+         "line 4: coordinates 'x', '39.66' are not numbers"),
+    ],
+)
+def test_every_problem_names_its_real_line_and_nothing_is_imported(
+    db: str, tmp_path: Path, body: str, problem: str
+) -> None:
+    path = tmp_path / "reviewed.csv"
+    path.write_text("kind,key,latitude,longitude,verified\n" + body, encoding="utf-8", newline="")
+    before = rows(db, "geo_clusters", "latitude, longitude, verified")
+    with pytest.raises(GazetteerImportError) as raised:
+        import_csv(Settings(database_url=db), path)
+    assert problem in str(raised.value)
+    assert "nothing was imported" in str(raised.value)
+    assert rows(db, "geo_clusters", "latitude, longitude, verified") == before
