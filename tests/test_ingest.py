@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -190,16 +191,41 @@ def test_a_crashed_run_is_visible_as_unfinished(settings: Settings, stream: list
         assert conn.execute("SELECT count(*) FROM tickets.inc").fetchone() == (0,)
 
 
-def test_second_runner_exits_promptly_touching_nothing(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_second_runner_waits_then_exits_naming_the_holder(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
     upload(settings, stream[:2])
     with psycopg.connect(settings.database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
+        holder.execute("INSERT INTO tickets.ingest_runs (run_id) VALUES ('live-run')")
+        pid = holder.info.backend_pid
         before = fingerprint(settings.database_url)
-        result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path, timeout=30)
+        started = time.monotonic()
+        result = run_cli(["ingest", "--apply", "--lock-wait", "1.5"], job_env(settings.database_url, settings),
+                         tmp_path, timeout=30)  # fmt: skip
+        waited = time.monotonic() - started
         assert result.returncode == EXIT_LOCKED
-        assert "another fleettickets ingest run holds the lock" in result.stderr
+        assert 1.5 <= waited < 20
+        error = result.stderr.strip().splitlines()[-1]
+        assert error.startswith("Error: another fleettickets ingest run holds the lock (waited 1.5 s for it)")
+        for fact in (f"backend pid {pid}", "run live-run, holding it since 20", "state idle since ",
+                     f"SELECT pg_terminate_backend({pid});"):  # fmt: skip
+            assert fact in error, error
         assert fingerprint(settings.database_url) == before
         assert bucket_keys(settings) == sorted(PREFIX + "changes/" + n for n in names(stream[:2]))
+
+
+def test_a_lock_freed_within_the_wait_lets_the_run_proceed(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:2])
+    holder = psycopg.connect(settings.database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
+    release = threading.Timer(1.5, holder.close)  # a dying run's session ends
+    release.start()
+    try:
+        result = run_cli(["ingest", "--apply", "--lock-wait", "30"], job_env(settings.database_url, settings), tmp_path)
+    finally:
+        release.join()
+    assert result.returncode == 0, result.stderr
+    assert "waiting up to 30 s" in result.stderr
+    assert db_state(settings.database_url) == expected_state(stream[:2])
 
 
 def test_two_concurrent_runs_apply_each_file_once(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
