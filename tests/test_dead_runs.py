@@ -64,6 +64,13 @@ def test_a_database_url_keeps_its_own_options_and_keywords(db_url: str) -> None:
     assert server["client_connection_check_interval"] == "2000ms" and server["tcp_keepalives_count"] == "3"
 
 
+def test_pgoptions_still_apply_when_the_url_has_no_options(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=7min")
+    with connect(Settings(database_url=db_url)) as conn:
+        server = session_settings(conn)
+    assert server["statement_timeout"] == "420000ms" and server["client_connection_check_interval"] == "2000ms"
+
+
 def test_a_bad_option_fails_with_a_message_but_no_password(db_url: str) -> None:
     parts = urlsplit(db_url)
     url = parts._replace(netloc=f"postgres:pw-never-shown@{parts.hostname}:{parts.port}",
