@@ -161,10 +161,11 @@ def _holder_run(conn: psycopg.Connection, pid: int, session_started: datetime | 
 
 def lock_busy_message(job: str, holder: LockHolder | None, waited: float) -> str:
     if holder is None:  # released in the instant between the last try and this look
-        return (f"another fleettickets {job} run held the lock for {waited:g} s; nothing was done "
+        return (f"another fleettickets {job} run held the lock; nothing was done "
                 "(the next scheduled run will pick up the work)")  # fmt: skip
+    waiting = f" (waited {waited:g} s for it)" if waited else ""
     return (
-        f"another fleettickets {job} run holds the lock (waited {waited:g} s for it); nothing "
+        f"another fleettickets {job} run holds the lock{waiting}; nothing "
         f"was done. Holder: {holder.describe()}. The next scheduled run will pick up the "
         f"work; if that run is known to be dead, end its session with "
         f"SELECT pg_terminate_backend({holder.pid}); and run again"
@@ -173,16 +174,15 @@ def lock_busy_message(job: str, holder: LockHolder | None, waited: float) -> str
 
 @contextlib.contextmanager
 def job_lock(
-    conn: psycopg.Connection, job: str, *, wait: bool = False,
-    wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
-) -> Iterator[None]:  # fmt: skip
+    conn: psycopg.Connection, job: str, *, wait: bool = False, wait_seconds: float = 0.0
+) -> Iterator[None]:
     """Hold a session-level advisory lock for `job` on `conn` for the duration.
 
     Session-level, because the job spans many transactions (one per file). The
     connection must be a direct one, not through a transaction-pooling bouncer.
     With `wait=True` a held lock is queued for; otherwise it is retried for
-    `wait_seconds` (time for the server to abandon a killed run) and then
-    LockBusy names the holder.
+    `wait_seconds` (e.g. DEFAULT_LOCK_WAIT_SECONDS, time for the server to
+    abandon a killed run) and then LockBusy names the holder.
     """
     key = lock_key(job)
     if wait:

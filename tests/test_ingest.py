@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -217,14 +219,18 @@ def test_a_lock_freed_within_the_wait_lets_the_run_proceed(settings: Settings, s
     upload(settings, stream[:2])
     holder = psycopg.connect(settings.database_url, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
-    release = threading.Timer(1.5, holder.close)  # a dying run's session ends
-    release.start()
-    try:
-        result = run_cli(["ingest", "--apply", "--lock-wait", "30"], job_env(settings.database_url, settings), tmp_path)
-    finally:
-        release.join()
-    assert result.returncode == 0, result.stderr
-    assert "waiting up to 30 s" in result.stderr
+    run = subprocess.Popen([sys.executable, "-m", "fleettickets", "ingest", "--apply", "--lock-wait", "60"],
+                           env=job_env(settings.database_url, settings), cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert run.stderr is not None
+    seen = [run.stderr.readline() for _ in range(1)]
+    while seen[-1] and "waiting up to 60 s" not in seen[-1]:
+        seen.append(run.stderr.readline())
+    assert "waiting up to 60 s" in seen[-1], seen
+    holder.close()  # as a dying run's session ends
+    out, _ = run.communicate(timeout=120)
+    assert run.returncode == 0
+    assert "total: 2 files" in out
     assert db_state(settings.database_url) == expected_state(stream[:2])
 
 
