@@ -115,7 +115,8 @@ class LockHolder:
         who = f"backend pid {self.pid}"
         if self.application_name or self.client_addr:
             who += " (" + ", ".join(filter(None, [self.application_name, self.client_addr])) + ")"
-        who += f", run {self.run_id}" if self.run_id else ", no ingest run recorded"
+        if self.run_id:
+            who += f", run {self.run_id}"
         since = "holding it since" if self.run_id else "in a session started"
         state = f"state {self.state or 'unknown'}"
         if self.state_since:
