@@ -322,3 +322,15 @@ def test_with_default_tiles_the_only_console_errors_are_failed_tiles(
     errors = open_page(browser, out)
     assert drawn(browser, "open", "ticket") == 4
     assert all(message.startswith("https://tile.openstreetmap.org/") for message in errors), errors
+
+
+def test_an_empty_database_gives_a_page_that_says_so(browser: Any, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    map_page.write_map(Settings(database_url=db_url), out, tiles="none", now=NOW)
+    assert open_page(browser, out) == []
+    assert drawn(browser, "open", "ticket") == drawn(browser, "closed", "ticket") == 0
+    assert browser.find_element(By.ID, "content-lag").text == "unknown"
+    assert "No daily backlog rows yet" in browser.find_element(By.ID, "backlog").text
+    assert "Every gazetteer place has an answer." in browser.find_element(By.ID, "unplaced").text
+    centre = browser.execute_script("const c = window.fleetMap.map.getCenter(); return [c.lat, c.lng]")
+    assert centre == pytest.approx([-1.2864, 36.8172])  # Nairobi when there is nothing to place
