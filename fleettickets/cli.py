@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from fleettickets import __version__, clock, gazetteer_csv, geocoding
+from fleettickets import __version__, clock, gazetteer_csv, geocoding, map_page
 from fleettickets import adopt as adoption
 from fleettickets import dashboard as dashboards
 from fleettickets import dispatch as dispatching
@@ -221,6 +221,47 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
         click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     else:
         click.echo(dispatching.text_table(payload))
+
+
+@cli.command("map")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write (replaced).")  # fmt: skip
+@click.option("--cluster", help="Only this cluster (case is ignored).")
+@click.option("--status", help="Only this normalized status (open, in_progress, closed, ...).")
+@click.option("--window", default="today", show_default=True,
+              help="today, yesterday, last_7_days, last_30_days, this_month or custom (EAT days).")  # fmt: skip
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of a custom window (EAT, inclusive).")  # fmt: skip
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
+@click.option("--max-features", type=int, default=dashboards.DEFAULT_MAX_FEATURES,
+              show_default=True, help="Cap on features per layer.")  # fmt: skip
+@click.option("--tiles", default=map_page.DEFAULT_TILES, show_default=True,
+              help="Background tile URL template, or 'none' for a plain background.")  # fmt: skip
+@click.option("--tiles-attribution", default=map_page.DEFAULT_ATTRIBUTION,
+              help="Attribution shown for the tiles (HTML).")  # fmt: skip
+@pass_app
+def map_command(app: App, out: Path, cluster: str | None, status: str | None, window: str,
+                date_from: datetime | None, date_to: datetime | None, max_features: int,
+                tiles: str, tiles_attribution: str) -> None:  # fmt: skip
+    """Write the dashboard payload as one self-contained HTML map page.
+
+    Open tickets by SLA state, closures in the window and the geocoding review
+    (cluster points with their 25 km guard, location answers) as layers, the
+    freshness and counts above, the daily backlog chart below. The page needs
+    no server and no network; only the background tiles do.
+
+    Example: fleettickets map --out map.html --window last_7_days
+    """
+    result = map_page.write_map(
+        app.settings, out, cluster=cluster, status=status, window=window,
+        date_from=date_from.date() if date_from else None,
+        date_to=date_to.date() if date_to else None, max_features=max_features,
+        tiles=tiles, attribution=tiles_attribution,
+    )  # fmt: skip
+    days = "1 backlog day" if result.backlog_days == 1 else f"{result.backlog_days} backlog days"
+    click.echo(f"wrote {result.path} ({result.bytes_written / 1024:.0f} KB): {result.open_features} open "
+               f"and {result.closed_features} closed tickets, {days}")  # fmt: skip
 
 
 apply_option = click.option(

@@ -51,7 +51,10 @@ def run(args: list[str], env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stop", action="store_true", help="stop the local database server")
+    parser.add_argument("--no-tiles", action="store_true",
+                        help="draw the map on a plain background (no tile requests)")
     args = parser.parse_args()
+    map_options = ["--tiles", "none"] if args.no_tiles else []
     state = state_dir()
     datadir = state / "pg"
     if args.stop:
@@ -98,6 +101,7 @@ def main() -> None:
         run(["-q", "ingest", "--apply"], env)
         # The demo has no geocoder key: reviewed cluster points stand in for it.
         run(["-q", "gazetteer", "import", str(ROOT / "scripts" / "demo-clusters.csv")], env)
+        run(["-q", "map", "--out", str(state / "map.html"), "--window", "last_30_days", *map_options], env)
     finally:
         s3.stop()
 
@@ -106,6 +110,7 @@ def main() -> None:
         total = conn.execute("SELECT count(*) FROM tickets.inc").fetchone()[0]
     print(f"\ntickets loaded: {total}; open-ticket map summary:")
     print(json.dumps(summary, indent=2))
+    print(f"\nmap: {state / 'map.html'} (open it in a browser; no server needed)")
     print("\nRun it again: the second ingest finds nothing new. Stop the database: ./scripts/demo --stop")
 
 

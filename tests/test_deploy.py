@@ -76,6 +76,11 @@ def test_image_install_steps_give_a_working_fleettickets(tmp_path: Path, empty_d
     assert "applied 11_ingest_ledger.sql" in installed.stdout
     packaged = list((tmp_path / "venv").glob("lib/python*/site-packages/fleettickets/_migrations/*.sql"))
     assert sorted(p.name for p in packaged) == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    # The map page inlines Leaflet and its own script from the package's data files.
+    drawn = subprocess.run([fleettickets, "map", "--out", "map.html", "--tiles", "none"], cwd=tmp_path,
+                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": empty_db_url})
+    assert drawn.returncode == 0, drawn.stderr
+    assert "window.fleetMap" in (tmp_path / "map.html").read_text()
 
 
 def wrapper_in(folder: Path) -> Path:
