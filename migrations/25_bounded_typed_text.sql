@@ -31,6 +31,8 @@ END
 $$;
 COMMENT ON FUNCTION tickets.clip_bytes(text, integer) IS
     'The longest prefix of p that fits in p_max bytes, cut between characters.';
+-- Internal, like every routine since migration 24: no EXECUTE for PUBLIC.
+REVOKE EXECUTE ON FUNCTION tickets.clip_bytes(text, integer) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION tickets.clean_text(p text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

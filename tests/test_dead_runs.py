@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from fleettickets.db import connect, lock_holder
-from fleettickets.errors import FleetTicketsError
+from fleettickets.errors import ConfigError
 from fleettickets.migrate import apply_migrations, read_migrations
 from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
@@ -75,9 +75,9 @@ def test_a_bad_option_fails_with_a_message_but_no_password(db_url: str) -> None:
     parts = urlsplit(db_url)
     url = parts._replace(netloc=f"postgres:pw-never-shown@{parts.hostname}:{parts.port}",
                          query="options=-c%20no_such_setting%3D1").geturl()  # fmt: skip
-    with pytest.raises(FleetTicketsError) as failure:
+    with pytest.raises(ConfigError) as failure:
         connect(Settings(database_url=url))
-    assert "cannot connect to the database in DATABASE_URL" in str(failure.value)
+    assert "DATABASE_URL is not a valid connection string" in str(failure.value)
     assert "no_such_setting" in str(failure.value) and "pw-never-shown" not in str(failure.value)
 
 

@@ -243,7 +243,7 @@ def test_migrations_apply_for_an_owner_who_may_not_create_roles(
     notices: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
         conn.add_notice_handler(lambda d: notices.append(f"{d.message_primary} | {d.message_hint}"))
-        assert apply_migrations(conn)[-1] == "24_reader_role.sql"
+        assert "24_reader_role.sql" in apply_migrations(conn)
         missing = unique("ft_reader")
         assert conn.execute("SELECT tickets.setup_reader_role(%s)", (missing,)).fetchone() == ("missing",)
     assert any(f"role {missing} is missing and {owner} may not create roles" in n
