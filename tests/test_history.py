@@ -17,7 +17,6 @@ from fleettickets.settings import Settings
 from tests import history_model as model
 from tests.stream_tools import bucket_keys, expected_state, fingerprint, job_env, run_cli, upload
 
-pytestmark = pytest.mark.clock
 
 PREFIX = "automations/inc/"
 SNAPSHOT_SQL = (

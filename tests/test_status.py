@@ -22,7 +22,6 @@ from fleettickets.source import EAT
 from fleettickets.status import report
 from tests.stream_tools import job_env, run_cli, upload
 
-pytestmark = pytest.mark.clock
 
 PREFIX = "automations/inc/"
 MIGRATIONS = read_migrations(default_migrations_dir())
