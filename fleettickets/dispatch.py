@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from fleettickets import clock
 from fleettickets.db import connect
 from fleettickets.errors import DispatchArgumentError, FleetTicketsError
 from fleettickets.settings import Settings
@@ -20,7 +22,7 @@ DEFAULT_LIMIT = 10
 DISPATCH_SQL = """
 SELECT reporting.fn_dispatch_candidates(
     p_lng => %(lng)s, p_lat => %(lat)s, p_limit => %(limit)s, p_within_m => %(within_m)s,
-    p_cluster => %(cluster)s, p_team => %(team)s, p_order => %(order)s)
+    p_cluster => %(cluster)s, p_team => %(team)s, p_order => %(order)s, p_now => %(now)s)
 """
 
 # The function's messages name its SQL parameters; an operator types options.
@@ -63,11 +65,15 @@ def fetch_candidates(
     cluster: str | None = None,
     team: str | None = None,
     order: str = "distance",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The dispatch payload exactly as the function returns it, parsed into a dict."""
+    """The dispatch payload exactly as the function returns it, parsed into a dict.
+
+    Hours open and SLA states are as of `now` (default: the clock).
+    """
     with connect(settings, autocommit=True) as conn:
         return read_candidates(conn, lat=lat, lng=lng, limit=limit, within_m=within_m,
-                               cluster=cluster, team=team, order=order)  # fmt: skip
+                               cluster=cluster, team=team, order=order, now=now or clock.now())  # fmt: skip
 
 
 def read_candidates(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:

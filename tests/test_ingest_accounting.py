@@ -10,7 +10,7 @@ long search. Every failure hypothesis found is kept below as an @example.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,14 @@ from fleettickets.errors import FleetTicketsError
 from fleettickets.ingest import run_ingest
 from fleettickets.settings import Settings
 from tests.feed_model import Refused, read_file
+from tests.fix_clock import TEST_NOW
 
 EXAMPLES = int(os.environ.get("FLEETTICKETS_FUZZ_EXAMPLES", "0")) or 40
-# Named an hour or two before the run: every ingest ends with a history capture
-# from the oldest version through today, so files of long ago would make each
-# example pay for months of daily rows. Nothing asserted depends on the time.
-_RECENT = datetime.now(timezone(timedelta(hours=3))).replace(microsecond=0) - timedelta(hours=2)
+# Named two hours before the tests' pinned clock: every ingest ends with a
+# history capture from the oldest version through today, so files of long ago
+# would make each example pay for months of daily rows. Nothing asserted
+# depends on the time.
+_RECENT = TEST_NOW - timedelta(hours=2)
 BASELINE_NAME = f"{_RECENT:%Y-%m-%dT%H-%M-%S}.csv"
 FILE_NAME = f"{_RECENT + timedelta(minutes=20):%Y-%m-%dT%H-%M-%S}.csv"
 BASELINE = b"ticket_id,region,raw_status,cluster\nT1,Nairobi,Open,Kayole\nT2,Coast,Open,Likoni\nT3,Rift,Closed,Nakuru\n"
