@@ -306,8 +306,8 @@ def _history(conn: psycopg.Connection, present: set[str]) -> dict[str, Any]:
     if "tickets.inc_daily_snapshot" not in present:
         return {"installed": False}
     facts: dict[str, Any] = {"installed": True}
-    facts.update(_row(conn, "SELECT min(day) AS first_day, max(day) AS last_day, count(*) AS days "
-                            "FROM tickets.inc_daily_snapshot") or {})  # fmt: skip
+    facts.update(_row(conn, "SELECT min(snapshot_date) AS first_day, max(snapshot_date) AS last_day, "
+                            "count(*) AS days FROM tickets.inc_daily_snapshot") or {})  # fmt: skip
     if "tickets.closure_events" in present:
         facts["closure_events"] = _one(conn, "SELECT count(*) FROM tickets.closure_events")
     return facts
