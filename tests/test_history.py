@@ -278,14 +278,18 @@ def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: 
     assert (rows[-1]["open_total"], rows[-1]["open_breached"]) == (4, 3)
 
 
-def incremental_calls(conn: psycopg.Connection) -> int:
-    """Calls of the same-day path so far: flushed statistics plus this backend's pending ones."""
+def function_calls(conn: psycopg.Connection, signature: str) -> int:
+    """Calls of one function so far: flushed statistics plus this backend's pending ones."""
     row = conn.execute(
         "SELECT coalesce(pg_stat_get_function_calls(f), 0) + coalesce(pg_stat_get_xact_function_calls(f), 0) "
-        "FROM (SELECT 'tickets.same_day_snapshot(bigint, timestamptz, timestamptz)'::regprocedure::oid) AS p(f)"
+        "FROM (SELECT %s::regprocedure::oid) AS p(f)",
+        (signature,),
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+CARRY = "tickets.carry_snapshots(bigint, timestamptz, date, date, timestamptz)"
 
 
 def test_same_day_captures_carry_the_row_forward_exactly(
@@ -340,9 +344,9 @@ def test_same_day_captures_carry_the_row_forward_exactly(
                 assert run_ingest(settings, apply=True, local_files=[path]).ok
             ingested = upto
             with conn.transaction():
-                calls_before = incremental_calls(conn)
+                calls_before = function_calls(conn, CARRY)
                 history.capture(conn, now=instant)
-                calls = incremental_calls(conn) - calls_before
+                calls = function_calls(conn, CARRY) - calls_before
                 full = conn.execute(
                     "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, "
                     "closed_today, open_by_cluster FROM tickets.compute_daily_snapshots(%s, %s, %s)",
@@ -356,19 +360,6 @@ def test_same_day_captures_carry_the_row_forward_exactly(
     assert [(r["open_total"], r["open_breached"], r["opened"], r["closed_today"]) for r in final] == [
         (6, 2, 7, 3), (6, 3, 0, 0)]  # fmt: skip
 
-
-def function_calls(conn: psycopg.Connection, signature: str) -> int:
-    """Calls of one function so far: flushed statistics plus this backend's pending ones."""
-    row = conn.execute(
-        "SELECT coalesce(pg_stat_get_function_calls(f), 0) + coalesce(pg_stat_get_xact_function_calls(f), 0) "
-        "FROM (SELECT %s::regprocedure::oid) AS p(f)",
-        (signature,),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-CARRY = "tickets.carry_past_days(bigint, date, date)"
 
 
 def test_files_stamped_weeks_back_carry_the_past_days_exactly(
