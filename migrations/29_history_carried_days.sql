@@ -173,8 +173,12 @@ BEGIN
     SELECT coalesce(max(version_id), 0) INTO v_upto FROM tickets.inc_versions;
     IF v_upto > v_state.captured_version_id THEN
         v_closures := tickets.derive_closures(v_state.captured_version_id, v_upto);
-        SELECT tickets.eat_day(min(valid_from)) INTO v_from FROM tickets.inc_versions
-         WHERE version_id > v_state.captured_version_id AND version_id <= v_upto;
+        -- The new versions by their ids: min() over the valid_from index
+        -- would walk every older stamp first (1.5 s past a million versions).
+        SELECT tickets.eat_day(min(valid_from)) INTO v_from
+          FROM (SELECT valid_from FROM tickets.inc_versions
+                 WHERE version_id > v_state.captured_version_id AND version_id <= v_upto
+                OFFSET 0) AS new_versions;
     END IF;
     v_from := least(v_from, tickets.eat_day(v_state.captured_now), v_today);
     IF v_state.captured_now <= p_now THEN
