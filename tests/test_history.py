@@ -411,3 +411,60 @@ def test_files_stamped_weeks_back_carry_the_past_days_exactly(
     assert snapshot_rows(settings.database_url) == live
     assert live[0]["snapshot_date"] == model.file_time(older).date()
     assert sum(r["opened"] for r in live) == len(model.versions(seen))
+
+
+EVENT_SQL = (
+    "SELECT ticket_id, observed_at, closed_at, source_key, first_observation, owner, assigned_team, cluster, "
+    "region, mttr_hours, sla_status FROM tickets.closure_events ORDER BY ticket_id, observed_at"
+)
+FIRST_LOAD = "tickets.first_load_snapshots(timestamptz, timestamptz)"
+
+
+def test_a_first_load_is_captured_in_one_pass_with_the_general_answers(
+    settings: Settings, stream: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
+    now = clock.now()
+    assert run_ingest(settings, apply=True, local_files=[stream[0]]).ok
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tickets' "
+            "AND tablename = 'closure_events' ORDER BY 1"
+        ).fetchall()
+        assert len(indexes) == 3
+        with conn.transaction():
+            calls = function_calls(conn, FIRST_LOAD)
+            captured = history.capture(conn, now=now)
+            assert function_calls(conn, FIRST_LOAD) > calls
+        rows, events = snapshot_rows(settings.database_url), conn.execute(EVENT_SQL).fetchall()
+        # Built after the rows, every index of the table is back as it was.
+        assert conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tickets' "
+            "AND tablename = 'closure_events' ORDER BY 1"
+        ).fetchall() == indexes
+        assert conn.execute(
+            "SELECT contype FROM pg_constraint WHERE conrelid = 'tickets.closure_events'::regclass"
+        ).fetchall() == [("p",)]
+        # The general path on the same versions: every closure and every row alike.
+        general = conn.execute(
+            f"{SNAPSHOT_SQL.split(' FROM ')[0]} FROM tickets.compute_daily_snapshots(%s, %s, %s)",
+            (rows[0]["snapshot_date"], now.astimezone(model.EAT).date(), now),
+        ).fetchall()
+        conn.execute("DELETE FROM tickets.closure_events")
+        conn.execute("SELECT tickets.derive_closures(0, (SELECT max(version_id) FROM tickets.inc_versions))")
+        assert conn.execute(EVENT_SQL).fetchall() == events
+    assert [tuple(r.values()) for r in rows] == general
+    assert rows == model.daily_rows(stream[:1], now)
+    assert captured.closures_added == len(events) == len(model.closures(model.versions(stream[:1]))) > 0
+    assert rows[0]["opened"] == len(model.versions(stream[:1]))
+
+    # A second stamp is not a first load: the rebuild takes the general path, same answers as the model.
+    assert run_ingest(settings, apply=True, local_files=[stream[1]]).ok
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        with conn.transaction():
+            calls = function_calls(conn, FIRST_LOAD)
+            history.rebuild(conn, now=now)
+            assert function_calls(conn, FIRST_LOAD) == calls
+    assert snapshot_rows(settings.database_url) == model.daily_rows(stream[:2], now)
