@@ -39,8 +39,9 @@ RETURNS SETOF tickets.inc_daily_snapshot LANGUAGE sql STABLE SET jit = off AS $$
         SELECT DISTINCT ticket_id FROM tickets.inc_versions WHERE version_id > p_captured_version_id
     ), fields AS MATERIALIZED (
         -- Read from raw once, before the versions are ordered (narrow sorts);
-        -- by key, one changed ticket at a time: the planner cannot tell a few
-        -- thousand changed tickets from a million and would scan every version.
+        -- by key, one changed ticket at a time, in key order so the primary
+        -- key serves it: the planner cannot tell a few thousand changed
+        -- tickets from a million and would scan every version.
         SELECT c.ticket_id, v.valid_from, v.version_id <= p_captured_version_id AS known,
                tickets.to_bool(v.raw ->> 'is_actionable') AS actionable,
                tickets.sla_clock(v.raw) + interval '48 hours' AS breach_at,
@@ -48,7 +49,7 @@ RETURNS SETOF tickets.inc_daily_snapshot LANGUAGE sql STABLE SET jit = off AS $$
                coalesce(tickets.clean_text(v.raw ->> 'cluster'), '(blank)') AS cluster
           FROM changed c
          CROSS JOIN LATERAL (SELECT p.valid_from, p.version_id, p.raw FROM tickets.inc_versions p
-                              WHERE p.ticket_id = c.ticket_id OFFSET 0) AS v
+                              WHERE p.ticket_id = c.ticket_id ORDER BY p.valid_from) AS v
     ), spans AS (
         -- Each ticket's versions as the previous capture knew them, read at
         -- its instant (sign -1), and as they are now, read at this one (+1),
