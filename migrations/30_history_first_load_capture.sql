@@ -20,7 +20,7 @@
 -- version carries one stamp, earlier than the capture, and every ticket was
 -- last written by that load: the same stamp and the same transaction as the
 -- versions (so no ticket lacks a version or holds another file's row). Checked
--- with two index probes and one scan of tickets.inc. Anything else takes the
+-- with three index probes and one scan of tickets.inc. Anything else takes the
 -- general path, which stays the definition: the history tests compare the
 -- first-load rows and closures with it, with the model and with a rebuild.
 
