@@ -1,14 +1,19 @@
 """Ingestion benchmark: a 1,000,000-row baseline and a 20,000-row delta against the COPY floor.
 
-Usage: uv run python bench/ingest_bench.py [--rows N] [--delta-rows N]
+Usage: uv run python bench/ingest_bench.py [--rows N] [--delta-rows N] [--days-back N]
 
 It starts (or reuses, with BENCH_DATABASE_URL) a PostgreSQL server, creates a
 fresh database with every migration, writes the sample CSVs, and prints:
-- the ingest's wall time, rows/s and peak RSS (the CLI in a child process);
-- the floor on the same CSV in the same run: COPY into an unlogged staging table
-  of text columns, then one INSERT ... SELECT of ticket_id and the row as jsonb
-  into a plain table with only a primary key; and the ratio ingest / floor;
-- a run with nothing new, and a 2,000-row delta, as wall times.
+- the floor on the baseline CSV, measured in the same run: COPY into an
+  unlogged staging table of text columns, then one INSERT ... SELECT of
+  ticket_id and the row as jsonb into a plain table with only a primary key;
+- the baseline ingest's wall time, rows/s, peak RSS (the CLI in a child
+  process) and ratio ingest / floor, split into read + clean + COPY, merge, and
+  the rest (the first history capture, process start);
+- the delta ingest the same way: its file is stamped --days-back days ago (the
+  baseline two days before it), so its history capture reaches back that many
+  days, as a late file, a replay or a test stream dated months back does;
+- a 2,000-row delta stamped now, and a run with nothing new, as wall times.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
+from fleettickets import clock
 from fleettickets.localdb import ensure_cluster, stop_cluster
 from fleettickets.migrate import apply_migrations
 from fleettickets.sample_stream import file_name, write_baseline_csv, write_delta_csv
@@ -67,6 +73,19 @@ def run_ingest(url: str, *paths: Path) -> tuple[float, int]:
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
 
+def split(url: str, path: Path, seconds: float) -> str:
+    """Where one file's run went, from the ledger: read + COPY, merge, and the rest."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT read_load_seconds, merge_seconds FROM tickets.ingest_files WHERE file_key LIKE %s",
+            (f"%{path.name}",),
+        ).fetchone()
+    assert row is not None
+    read_load, merge = float(row[0]), float(row[1])
+    return (f"  of which read + clean + COPY to staging {read_load:.1f} s, merge {merge:.1f} s, "
+            f"the rest (history capture, process start) {seconds - read_load - merge:.1f} s")  # fmt: skip
+
+
 def floor(url: str, path: Path) -> float:
     """The cost of merely landing the rows as jsonb, measured on the same file."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -94,24 +113,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--delta-rows", type=int, default=20_000)
+    parser.add_argument("--days-back", type=int, default=170,
+                        help="how many days before now the delta file is stamped (default 170)")  # fmt: skip
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="fleettickets-bench-"))
     workdir.chmod(0o755)
     admin_url, datadir = server_url(workdir)
     try:
-        # Stamped like production: the baseline two days ago, the large delta
-        # yesterday, the small one today, so each day's history work is its own.
-        today = datetime.now(EAT).replace(hour=6, minute=0, second=0, microsecond=0, tzinfo=None)
-        start = today - timedelta(days=2)
+        # The baseline two days before the delta, the delta --days-back days
+        # ago, the small delta now: each run's history work is its own.
+        today = clock.now().astimezone(EAT).replace(hour=6, minute=0, second=0, microsecond=0, tzinfo=None)
+        at = today - timedelta(days=args.days_back)
+        start = at - timedelta(days=2)
         baseline = workdir / file_name(start)
-        delta = workdir / file_name(today - timedelta(days=1))
+        delta = workdir / file_name(at)
         small = workdir / file_name(today)
         write_baseline_csv(baseline, args.rows, start=start)
-        write_delta_csv(delta, args.delta_rows, baseline_rows=args.rows, start=start,
-                        at=today - timedelta(days=1))  # fmt: skip
+        write_delta_csv(delta, args.delta_rows, baseline_rows=args.rows, start=start, at=at)
         write_delta_csv(small, 2_000, baseline_rows=args.rows, start=start, at=today)
         size_mb = baseline.stat().st_size / 1e6
-        print(f"baseline: {args.rows:,} rows, {size_mb:.0f} MB; delta: {args.delta_rows:,} rows")
+        print(f"baseline: {args.rows:,} rows, {size_mb:.0f} MB; delta: {args.delta_rows:,} rows "
+              f"stamped {args.days_back} days back")  # fmt: skip
 
         url = fresh_database(admin_url)
         floor_seconds = floor(url, baseline)
@@ -120,16 +142,13 @@ def main() -> None:
 
         seconds, rss_kib = run_ingest(url, baseline)
         print(f"baseline ingest: {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s, "
-              f"peak RSS {rss_kib / 1024:.0f} MiB, ratio ingest/floor {seconds / floor_seconds:.2f}")  # fmt: skip
-        with psycopg.connect(url) as conn:
-            read_load, merge = conn.execute(
-                "SELECT read_load_seconds, merge_seconds FROM tickets.ingest_files"
-            ).fetchone()
-        print(f"  of which read + clean + COPY to staging {read_load:.1f} s, merge {merge:.1f} s, "
-              f"the rest (history capture, process start) {seconds - float(read_load) - float(merge):.1f} s")  # fmt: skip
+              f"peak RSS {rss_kib / 1024:.0f} MiB, ratio ingest/floor {seconds / floor_seconds:.2f} "
+              f"(floor {floor_seconds:.1f} s)")  # fmt: skip
+        print(split(url, baseline, seconds))
         seconds, rss_kib = run_ingest(url, delta)
-        print(f"delta ingest ({args.delta_rows:,} rows): {seconds:.2f} s, "
+        print(f"delta ingest ({args.delta_rows:,} rows, {args.days_back} days back): {seconds:.2f} s, "
               f"{args.delta_rows / seconds:,.0f} rows/s, peak RSS so far {rss_kib / 1024:.0f} MiB")  # fmt: skip
+        print(split(url, delta, seconds))
         seconds, _ = run_ingest(url, small)
         print(f"2,000-row delta: {seconds:.2f} s wall (process start included)")
         seconds, _ = run_ingest(url, small)  # already in the ledger: nothing to do

@@ -277,14 +277,18 @@ def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: 
     assert (rows[-1]["open_total"], rows[-1]["open_breached"]) == (4, 3)
 
 
-def incremental_calls(conn: psycopg.Connection) -> int:
-    """Calls of the same-day path so far: flushed statistics plus this backend's pending ones."""
+def function_calls(conn: psycopg.Connection, signature: str) -> int:
+    """Calls of one function so far: flushed statistics plus this backend's pending ones."""
     row = conn.execute(
         "SELECT coalesce(pg_stat_get_function_calls(f), 0) + coalesce(pg_stat_get_xact_function_calls(f), 0) "
-        "FROM (SELECT 'tickets.same_day_snapshot(bigint, timestamptz, timestamptz)'::regprocedure::oid) AS p(f)"
+        "FROM (SELECT %s::regprocedure::oid) AS p(f)",
+        (signature,),
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+CARRY = "tickets.carry_snapshots(bigint, timestamptz, date, date, timestamptz)"
 
 
 def test_same_day_captures_carry_the_row_forward_exactly(
@@ -339,9 +343,9 @@ def test_same_day_captures_carry_the_row_forward_exactly(
                 assert run_ingest(settings, apply=True, local_files=[path]).ok
             ingested = upto
             with conn.transaction():
-                calls_before = incremental_calls(conn)
+                calls_before = function_calls(conn, CARRY)
                 history.capture(conn, now=instant)
-                calls = incremental_calls(conn) - calls_before
+                calls = function_calls(conn, CARRY) - calls_before
                 full = conn.execute(
                     "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, "
                     "closed_today, open_by_cluster FROM tickets.compute_daily_snapshots(%s, %s, %s)",
@@ -354,3 +358,112 @@ def test_same_day_captures_carry_the_row_forward_exactly(
     final = snapshot_rows(settings.database_url)
     assert [(r["open_total"], r["open_breached"], r["opened"], r["closed_today"]) for r in final] == [
         (6, 2, 7, 3), (6, 3, 0, 0)]  # fmt: skip
+
+
+
+def test_files_stamped_weeks_back_carry_the_past_days_exactly(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deltas stamped weeks before the capture, a late one, and one older than the baseline.
+
+    Each capture must carry the finished past days by the changed tickets alone,
+    and every row must equal a full recompute over the same days, the model,
+    and finally a rebuild.
+    """
+    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
+    now = clock.now()
+    start = datetime.combine(now.astimezone(model.EAT).date() - timedelta(days=60), datetime.min.time())
+    files = write_sample_stream(tmp_path / "stream", baseline_rows=150, deltas=6, delta_rows=40,
+                                start=start + timedelta(hours=6), interval_minutes=7 * 24 * 60 + 130,
+                                hard_cases=True)  # fmt: skip
+    older = tmp_path / (model.file_time(files[0]) - timedelta(days=3, hours=5)).strftime("%Y-%m-%dT%H-%M-%S.csv")
+    older.write_bytes(files[1].read_bytes())
+    # (files ingested before the capture, capture instant, expect past days carried)
+    steps = [([files[0]], now, False),
+             ([files[1], files[2]], now + timedelta(hours=1), True),
+             ([files[4], files[5]], now + timedelta(hours=2), True),
+             ([files[3]], now + timedelta(days=1, hours=-1), True),  # late, and a new day
+             ([older], now + timedelta(days=1), True),  # before the baseline: days with no row yet
+             ([files[6]], now + timedelta(days=1), True)]  # fmt: skip
+    seen: list[Path] = []
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        for batch, instant, carried in steps:
+            for path in batch:
+                assert run_ingest(settings, apply=True, local_files=[path]).ok
+            seen += batch
+            with conn.transaction():
+                calls = function_calls(conn, CARRY)
+                history.capture(conn, now=instant)
+                calls = function_calls(conn, CARRY) - calls
+                full = conn.execute(
+                    f"{SNAPSHOT_SQL.split(' FROM ')[0]} FROM tickets.compute_daily_snapshots(%s, %s, %s)",
+                    (model.file_time(older).date(), instant.astimezone(model.EAT).date(), instant),
+                ).fetchall()
+            assert (calls > 0) == carried, instant
+            rows = snapshot_rows(settings.database_url)
+            assert [tuple(r.values()) for r in rows] == full, instant
+            assert rows == model.daily_rows(seen, instant), instant
+        assert closure_rows(settings.database_url) == model.closures(model.versions(seen))
+        live = snapshot_rows(settings.database_url)
+        history.rebuild(conn, now=steps[-1][1])
+    assert snapshot_rows(settings.database_url) == live
+    assert live[0]["snapshot_date"] == model.file_time(older).date()
+    assert sum(r["opened"] for r in live) == len(model.versions(seen))
+
+
+EVENT_SQL = (
+    "SELECT ticket_id, observed_at, closed_at, source_key, first_observation, owner, assigned_team, cluster, "
+    "region, mttr_hours, sla_status FROM tickets.closure_events ORDER BY ticket_id, observed_at"
+)
+FIRST_LOAD = "tickets.first_load_snapshots(timestamptz, timestamptz)"
+
+
+def test_a_first_load_is_captured_in_one_pass_with_the_general_answers(
+    settings: Settings, stream: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
+    now = clock.now()
+    assert run_ingest(settings, apply=True, local_files=[stream[0]]).ok
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tickets' "
+            "AND tablename = 'closure_events' ORDER BY 1"
+        ).fetchall()
+        assert len(indexes) == 3
+        with conn.transaction():
+            calls = function_calls(conn, FIRST_LOAD)
+            captured = history.capture(conn, now=now)
+            assert function_calls(conn, FIRST_LOAD) > calls
+        rows, events = snapshot_rows(settings.database_url), conn.execute(EVENT_SQL).fetchall()
+        # Built after the rows, every index of the table is back as it was.
+        assert conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tickets' "
+            "AND tablename = 'closure_events' ORDER BY 1"
+        ).fetchall() == indexes
+        assert conn.execute(
+            "SELECT contype FROM pg_constraint WHERE conrelid = 'tickets.closure_events'::regclass"
+        ).fetchall() == [("p",)]
+        # The general path on the same versions: every closure and every row alike.
+        general = conn.execute(
+            f"{SNAPSHOT_SQL.split(' FROM ')[0]} FROM tickets.compute_daily_snapshots(%s, %s, %s)",
+            (rows[0]["snapshot_date"], now.astimezone(model.EAT).date(), now),
+        ).fetchall()
+        conn.execute("DELETE FROM tickets.closure_events")
+        conn.execute("SELECT tickets.derive_closures(0, (SELECT max(version_id) FROM tickets.inc_versions))")
+        assert conn.execute(EVENT_SQL).fetchall() == events
+    assert [tuple(r.values()) for r in rows] == general
+    assert rows == model.daily_rows(stream[:1], now)
+    assert captured.closures_added == len(events) == len(model.closures(model.versions(stream[:1]))) > 0
+    assert rows[0]["opened"] == len(model.versions(stream[:1]))
+
+    # A second stamp is not a first load: the rebuild takes the general path, same answers as the model.
+    assert run_ingest(settings, apply=True, local_files=[stream[1]]).ok
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        with conn.transaction():
+            calls = function_calls(conn, FIRST_LOAD)
+            history.rebuild(conn, now=now)
+            assert function_calls(conn, FIRST_LOAD) == calls
+    assert snapshot_rows(settings.database_url) == model.daily_rows(stream[:2], now)
