@@ -222,3 +222,6 @@ BEGIN
     RETURN QUERY SELECT v_closures, v_days, v_upto - v_state.captured_version_id;
 END
 $$;
+
+-- Internal, like every routine since migration 24: no EXECUTE for PUBLIC.
+REVOKE EXECUTE ON FUNCTION tickets.carry_snapshots(bigint, timestamptz, date, date, timestamptz) FROM PUBLIC;

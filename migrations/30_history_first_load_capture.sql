@@ -231,3 +231,8 @@ BEGIN
     RETURN QUERY SELECT v_closures, v_days, v_upto - v_state.captured_version_id;
 END
 $$;
+
+-- Internal, like every routine since migration 24: no EXECUTE for PUBLIC.
+REVOKE EXECUTE ON FUNCTION tickets.first_load_stamp(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tickets.first_load_closures(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tickets.first_load_snapshots(timestamptz, timestamptz) FROM PUBLIC;

@@ -33,6 +33,12 @@ def settings(db_url: str, s3_settings: Settings) -> Settings:
     return Settings(**{**s3_settings.__dict__, "database_url": db_url})
 
 
+@pytest.fixture
+def read_settings(module_db_url: str, s3_settings: Settings) -> Settings:
+    """For commands that only read: one database for the module."""
+    return Settings(**{**s3_settings.__dict__, "database_url": module_db_url})
+
+
 def eat(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=EAT)  # type: ignore[misc]
 
@@ -77,13 +83,13 @@ def days(payload_window: dict[str, Any]) -> tuple[str, str]:
     ],
 )  # fmt: skip
 def test_dashboard_windows_turn_at_eat_midnight(
-    settings: Settings, tmp_path: Path, now: datetime, name: str, expected: tuple[str, str]
+    read_settings: Settings, tmp_path: Path, now: datetime, name: str, expected: tuple[str, str]
 ) -> None:
-    assert days(window(settings, tmp_path, now, name)) == expected
+    assert days(window(read_settings, tmp_path, now, name)) == expected
 
 
-def test_now_option_and_variable_agree_and_bad_instants_are_usage_errors(settings: Settings, tmp_path: Path) -> None:
-    env = job_env(settings.database_url, settings)
+def test_now_option_and_variable_agree_and_bad_instants_are_usage_errors(read_settings: Settings, tmp_path: Path) -> None:
+    env = job_env(read_settings.database_url, read_settings)
     del env[clock.NOW_ENV]
     by_option = run_cli(["--now", "2026-06-30T23:59:00", "dashboard", "--window", "this_month", "--json"], env, tmp_path)
     by_utc = run_cli(["--now", "2026-06-30T20:59:00+00:00", "dashboard", "--window", "this_month", "--json"], env, tmp_path)
