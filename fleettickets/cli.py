@@ -14,12 +14,13 @@ import psycopg
 
 from fleettickets import __version__, clock, gazetteer_csv, geocoding
 from fleettickets import dashboard as dashboards
+from fleettickets import dispatch as dispatching
 from fleettickets import history as ticket_history
 from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
 from fleettickets import report
 from fleettickets import status as pipeline_status
-from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, FleetTicketsError
+from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
 from fleettickets.logs import redact, setup_logging
 from fleettickets.settings import Settings
 from fleettickets.clock import EAT
@@ -146,6 +147,39 @@ def dashboard(app: App, cluster: str | None, status: str | None, window: str,
         click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     else:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+@cli.command()
+@click.option("--near", required=True, metavar="LAT,LNG",
+              help="Where the vehicle is, latitude first (decimal degrees).")  # fmt: skip
+@click.option("--limit", type=int, default=dispatching.DEFAULT_LIMIT, show_default=True,
+              help="How many candidates (at most 100).")  # fmt: skip
+@click.option("--within-km", type=float, help="Only tickets within this radius (needed by --order urgency).")
+@click.option("--cluster", help="Only this cluster (case is ignored).")
+@click.option("--team", help="Only this assigned team (case is ignored).")
+@click.option("--order", type=click.Choice(dispatching.ORDERS), default="distance", show_default=True,
+              help="distance: nearest first; urgency: breached, then at_risk, then the rest, each nearest first.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="The payload as one line of JSON, unchanged.")
+@pass_app
+def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: str | None,
+             team: str | None, order: str, as_json: bool) -> None:  # fmt: skip
+    """Print the open tickets a vehicle at LAT,LNG could take next.
+
+    The payload comes unchanged from reporting.fn_dispatch_candidates (see
+    docs/dashboard-api-contract.md, "Dispatch"); distances are geodesic metres.
+
+    Example: fleettickets dispatch --near -1.2921,36.8219 --within-km 5 --order urgency
+    """
+    lat, lng = dispatching.parse_near(near)
+    within_m = dispatching.within_metres(within_km)
+    if order == "urgency" and within_m is None:
+        raise DispatchArgumentError("--order urgency needs --within-km: it ranks every ticket inside that radius")
+    payload = dispatching.fetch_candidates(app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m,
+                                           cluster=cluster, team=team, order=order)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    else:
+        click.echo(dispatching.text_table(payload))
 
 
 apply_option = click.option(

@@ -37,6 +37,12 @@ class DashboardArgumentError(FleetTicketsError):
     exit_status = EXIT_USAGE
 
 
+class DispatchArgumentError(FleetTicketsError):
+    """Dispatch arguments the command or the function refused (SQLSTATE 22023): a usage error."""
+
+    exit_status = EXIT_USAGE
+
+
 class MigrationError(FleetTicketsError):
     """The migrations folder and the database ledger disagree, or a migration failed."""
 

@@ -112,10 +112,12 @@ VALUES (%(file_key)s, %(file_ts)s, %(etag)s, %(size_bytes)s, %(late)s, %(rows_re
 """
 
 # The watermark only moves forward: a late file is recorded but does not pull it back.
+# source_etag is the ETag of the file at source_max_key, a name readers already use.
 WATERMARK_SQL = """
 INSERT INTO tickets.import_meta AS m (dataset, metadata, updated_at)
 VALUES ('inc', jsonb_build_object(
             'source_max_key', %(file_key)s::text, 'source_max_ts', %(file_ts_iso)s::text,
+            'source_etag', %(etag)s::text,
             'last_ingest_at', now(), 'last_file_key', %(file_key)s::text), now())
 ON CONFLICT (dataset) DO UPDATE
    SET metadata = m.metadata
@@ -123,7 +125,8 @@ ON CONFLICT (dataset) DO UPDATE
            || CASE WHEN (m.metadata ->> 'source_max_ts') IS NULL
                      OR (m.metadata ->> 'source_max_ts')::timestamptz < %(file_ts)s
                    THEN jsonb_build_object('source_max_key', %(file_key)s::text,
-                                           'source_max_ts', %(file_ts_iso)s::text)
+                                           'source_max_ts', %(file_ts_iso)s::text,
+                                           'source_etag', %(etag)s::text)
                    ELSE '{}'::jsonb END,
        updated_at = now()
 """

@@ -187,6 +187,7 @@ def status_text(status: Status) -> str:
         add("freshness", "no file applied yet")
     add("history", _history_text(f["history"]))
     add("dashboard", "installed" if f["dashboard"]["installed"] else "not installed")
+    add("reader", _reader_text(f["reader"]))
     lines.append(status_line(status))
     return "\n".join(lines)
 
@@ -226,6 +227,22 @@ def _history_text(history: dict[str, Any]) -> str:
     if history.get("closure_events") is not None:
         text += f"; {history['closure_events']} closure events"
     return text
+
+
+def _reader_text(reader: dict[str, Any]) -> str:
+    role = reader["role"]
+    if not reader["exists"]:
+        return (f"role {role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, then the schema "
+                "owner runs SELECT tickets.setup_reader_role() (docs/operations.md)")  # fmt: skip
+    text = f"{role} exists"
+    if not reader["granted"]:
+        text += ", entry points not granted: run SELECT tickets.setup_reader_role() as the schema owner"
+    timeout = reader["statement_timeout"]
+    text += f", statement_timeout {timeout}" if timeout else ", no statement_timeout"
+    logins = [f"{login['name']} ({login['statement_timeout']})" if login["statement_timeout"]
+              else f"{login['name']} (no statement_timeout: ALTER ROLE {login['name']} SET statement_timeout = '5s')"
+              for login in reader["logins"]]  # fmt: skip
+    return text + "; logins: " + (", ".join(logins) if logins else "none yet")
 
 
 def _name(file: dict[str, Any]) -> str:

@@ -27,6 +27,28 @@ OPTIONAL_TABLES = ("tickets.inc", "tickets.import_meta", "tickets.ingest_files",
                    "tickets.ingest_runs", "tickets.geo_clusters", "tickets.geo_locations",
                    "tickets.inc_daily_snapshot", "tickets.closure_events")  # fmt: skip
 
+# The least-privilege role the dashboard API and other readers log in through (migration 24).
+READER_ROLE = "fleettickets_reader"
+READER_SQL = """
+SELECT (SELECT option_value FROM pg_options_to_table(r.rolconfig)
+         WHERE option_name = 'statement_timeout') AS statement_timeout,
+       has_function_privilege(r.oid, p.oid, 'EXECUTE') AS granted
+  FROM pg_roles r
+  LEFT JOIN (SELECT to_regprocedure('reporting.fn_dispatch_candidates(float8, float8, int, int, text, text, '
+                                    'text, timestamptz)') AS oid) p ON p.oid IS NOT NULL
+ WHERE r.rolname = %s
+"""
+READER_LOGINS_SQL = """
+SELECT m.rolname AS name,
+       (SELECT option_value FROM pg_options_to_table(m.rolconfig)
+         WHERE option_name = 'statement_timeout') AS statement_timeout
+  FROM pg_auth_members a
+  JOIN pg_roles r ON r.oid = a.roleid
+  JOIN pg_roles m ON m.oid = a.member
+ WHERE r.rolname = %s AND m.rolcanlogin
+ ORDER BY m.rolname
+"""
+
 DASHBOARD_INSTALLED = """
 SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname = 'reporting' AND p.proname = 'fn_inc_dashboard')
@@ -102,6 +124,7 @@ def gather(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]
         facts["freshness"] = _freshness(conn, present, facts["watermark"], now)
         facts["history"] = _history(conn, present)
         facts["dashboard"] = {"installed": _one(conn, DASHBOARD_INSTALLED)}
+        facts["reader"] = _reader(conn, READER_ROLE)
     return facts
 
 
@@ -306,11 +329,21 @@ def _history(conn: psycopg.Connection, present: set[str]) -> dict[str, Any]:
     if "tickets.inc_daily_snapshot" not in present:
         return {"installed": False}
     facts: dict[str, Any] = {"installed": True}
-    facts.update(_row(conn, "SELECT min(day) AS first_day, max(day) AS last_day, count(*) AS days "
-                            "FROM tickets.inc_daily_snapshot") or {})  # fmt: skip
+    facts.update(_row(conn, "SELECT min(snapshot_date) AS first_day, max(snapshot_date) AS last_day, "
+                            "count(*) AS days FROM tickets.inc_daily_snapshot") or {})  # fmt: skip
     if "tickets.closure_events" in present:
         facts["closure_events"] = _one(conn, "SELECT count(*) FROM tickets.closure_events")
     return facts
+
+
+def _reader(conn: psycopg.Connection, role: str) -> dict[str, Any]:
+    """Whether the reader role exists, is granted the entry points, and carries its timeout."""
+    row = _row(conn, READER_SQL, (role,))
+    if row is None:
+        return {"role": role, "exists": False}
+    return {"role": role, "exists": True, "granted": bool(row["granted"]),
+            "statement_timeout": row["statement_timeout"],
+            "logins": _rows(conn, READER_LOGINS_SQL, (role,))}  # fmt: skip
 
 
 def _one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:

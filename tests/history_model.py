@@ -127,10 +127,10 @@ def daily_rows(paths: list[Path], now: datetime) -> list[dict[str, Any]]:
             breached += clock is not None and clock < as_of - SLA
             fallback += service is None
         rows.append({
-            "day": day, "as_of": as_of, "open_total": len(opened), "open_breached": breached,
+            "snapshot_date": day, "as_of": as_of, "open_total": len(opened), "open_breached": breached,
             "open_on_first_seen_clock": fallback,
             "opened": sum(start <= at < as_of for at in first_seen.values()),
-            "closed": sum(start <= e.observed_at < as_of for e in events),
+            "closed_today": sum(start <= e.observed_at < as_of for e in events),
             "open_by_cluster": dict(sorted(by_cluster.items())),
         })  # fmt: skip
         day += timedelta(days=1)

@@ -21,11 +21,11 @@ pytestmark = pytest.mark.clock
 
 PREFIX = "automations/inc/"
 SNAPSHOT_SQL = (
-    "SELECT day, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed, "
-    "open_by_cluster FROM tickets.inc_daily_snapshot ORDER BY day"
+    "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed_today, "
+    "open_by_cluster FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
 )
-COLUMNS = ("day", "as_of", "open_total", "open_breached", "open_on_first_seen_clock", "opened",
-           "closed", "open_by_cluster")  # fmt: skip
+COLUMNS = ("snapshot_date", "as_of", "open_total", "open_breached", "open_on_first_seen_clock", "opened",
+           "closed_today", "open_by_cluster")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +95,10 @@ def test_live_capture_day_by_day_matches_the_model_and_a_rebuild(settings: Setti
     live = snapshot_rows(settings.database_url)
     now = today_as_of(live)
     expected = model.daily_rows(stream, now)
-    assert [r["day"] for r in live] == [r["day"] for r in expected]
+    assert [r["snapshot_date"] for r in live] == [r["snapshot_date"] for r in expected]
     for got, want in zip(live, expected):
-        assert got == want, got["day"]
-    assert sum(r["closed"] for r in live) == len(model.closures(model.versions(stream)))
+        assert got == want, got["snapshot_date"]
+    assert sum(r["closed_today"] for r in live) == len(model.closures(model.versions(stream)))
 
     live_closures = closure_rows(settings.database_url)
     assert live_closures == model.closures(model.versions(stream))
@@ -201,7 +201,7 @@ def test_rebuild_replays_processed_files_read_only(settings: Settings, stream: l
             got = dict(conn.execute("SELECT ticket_id, raw FROM tickets.inc_as_of(%s)", (at,)).fetchall())
             assert got == expected_state([p for p in everything if model.file_time(p) <= at]), path.name
     rows = snapshot_rows(settings.database_url)
-    assert rows[0]["day"] == model.file_time(stream[0]).date()
+    assert rows[0]["snapshot_date"] == model.file_time(stream[0]).date()
     assert rows == model.daily_rows(everything, today_as_of(rows))
     assert closure_rows(settings.database_url) == model.closures(model.versions(everything))
 
@@ -274,7 +274,7 @@ def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: 
     assert rows == model.daily_rows(paths, today_as_of(rows))
     assert [(r["open_total"], r["open_breached"], r["open_on_first_seen_clock"]) for r in rows[:3]] == [
         (4, 2, 2), (2, 2, 1), (4, 3, 1)]  # fmt: skip
-    assert [(r["opened"], r["closed"]) for r in rows[:3]] == [(4, 0), (0, 2), (1, 0)]
+    assert [(r["opened"], r["closed_today"]) for r in rows[:3]] == [(4, 0), (0, 2), (1, 0)]
     assert (rows[-1]["open_total"], rows[-1]["open_breached"]) == (4, 3)
 
 
@@ -344,8 +344,8 @@ def test_same_day_captures_carry_the_row_forward_exactly(
                 history.capture(conn, now=instant)
                 calls = incremental_calls(conn) - calls_before
                 full = conn.execute(
-                    "SELECT day, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed, "
-                    "open_by_cluster FROM tickets.compute_daily_snapshots(%s, %s, %s)",
+                    "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, "
+                    "closed_today, open_by_cluster FROM tickets.compute_daily_snapshots(%s, %s, %s)",
                     (instant.date(), instant.date(), instant),
                 ).fetchall()
             assert (calls > 0) == incremental, instant
@@ -353,5 +353,5 @@ def test_same_day_captures_carry_the_row_forward_exactly(
             assert rows[-1] == model.daily_rows(paths[:upto], instant)[-1], instant
             assert [tuple(rows[-1].values())] == full, instant
     final = snapshot_rows(settings.database_url)
-    assert [(r["open_total"], r["open_breached"], r["opened"], r["closed"]) for r in final] == [
+    assert [(r["open_total"], r["open_breached"], r["opened"], r["closed_today"]) for r in final] == [
         (6, 2, 7, 3), (6, 3, 0, 0)]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -62,6 +63,7 @@ def test_baseline_and_deltas_end_to_end(settings: Settings, stream: list[Path]) 
         run = conn.execute("SELECT status, files_applied, files_archived FROM tickets.ingest_runs").fetchall()
     assert meta["source_max_key"] == PREFIX + "changes/" + stream[-1].name
     assert meta["source_max_ts"] == "2026-06-15T08:00:00+03:00"
+    assert meta["source_etag"] == hashlib.md5(stream[-1].read_bytes()).hexdigest()  # a single-part upload's ETag
     assert [r[0] for r in ledger] == [PREFIX + "changes/" + n for n in names(stream)]
     assert all(r[5] for r in ledger), "every file marked archived"
     assert sum(r[1] for r in ledger) == 1  # the blank ticket_id
@@ -128,6 +130,7 @@ def test_late_file_never_overwrites_a_newer_version(settings: Settings, stream: 
     with psycopg.connect(settings.database_url) as conn:
         meta = conn.execute("SELECT metadata FROM tickets.import_meta").fetchone()[0]
     assert meta["source_max_key"].endswith(stream[-1].name), "a late file does not pull the watermark back"
+    assert meta["source_etag"] == hashlib.md5(stream[-1].read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize(

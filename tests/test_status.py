@@ -186,7 +186,7 @@ def test_history_and_gazetteer_coverage(settings: Settings, tmp_path: Path) -> N
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude, status) "
                      "VALUES ('kayole', 'Kayole', -1.27, 36.91, 'ok'), ('umoja', 'Umoja', NULL, NULL, 'not_found')")  # fmt: skip
-        days, first, last = conn.execute("SELECT count(*), min(day), max(day) FROM tickets.inc_daily_snapshot").fetchone()
+        days, first, last = conn.execute("SELECT count(*), min(snapshot_date), max(snapshot_date) FROM tickets.inc_daily_snapshot").fetchone()
         closures = conn.execute("SELECT count(*) FROM tickets.closure_events").fetchone()[0]
     facts = report(settings).facts
     assert days >= 1

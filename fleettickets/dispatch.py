@@ -1,0 +1,106 @@
+"""Dispatch candidates: what reporting.fn_dispatch_candidates offers a vehicle, as plain data."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import psycopg
+
+from fleettickets.db import connect
+from fleettickets.errors import DispatchArgumentError, FleetTicketsError
+from fleettickets.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ORDERS = ("distance", "urgency")
+DEFAULT_LIMIT = 10
+
+DISPATCH_SQL = """
+SELECT reporting.fn_dispatch_candidates(
+    p_lng => %(lng)s, p_lat => %(lat)s, p_limit => %(limit)s, p_within_m => %(within_m)s,
+    p_cluster => %(cluster)s, p_team => %(team)s, p_order => %(order)s)
+"""
+
+# The function's messages name its SQL parameters; an operator types options.
+_OPTION_NAMES = {
+    "p_lat": "--near latitude", "p_lng": "--near longitude", "p_limit": "--limit",
+    "p_within_m": "--within-km", "p_order": "--order",
+}  # fmt: skip
+
+
+def parse_near(text: str) -> tuple[float, float]:
+    """`LAT,LNG` in decimal degrees, as a phone or a map copies them."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lat, lng = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise DispatchArgumentError(
+            f"--near {text!r} is not LAT,LNG: give two decimal numbers, latitude first, e.g. --near -1.2921,36.8219"
+        ) from None
+    return lat, lng
+
+
+def within_metres(km: float | None) -> int | None:
+    """A radius in km as the whole metres the function takes (at least 1)."""
+    if km is None:
+        return None
+    if not km > 0:
+        raise DispatchArgumentError(f"--within-km must be more than 0 (got {km:g})")
+    return max(1, round(km * 1000))
+
+
+def fetch_candidates(
+    settings: Settings,
+    *,
+    lat: float,
+    lng: float,
+    limit: int = DEFAULT_LIMIT,
+    within_m: int | None = None,
+    cluster: str | None = None,
+    team: str | None = None,
+    order: str = "distance",
+) -> dict[str, Any]:
+    """The dispatch payload exactly as the function returns it, parsed into a dict."""
+    with connect(settings, autocommit=True) as conn:
+        return read_candidates(conn, lat=lat, lng=lng, limit=limit, within_m=within_m,
+                               cluster=cluster, team=team, order=order)  # fmt: skip
+
+
+def read_candidates(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
+    try:
+        row = conn.execute(DISPATCH_SQL, arguments).fetchone()
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise DispatchArgumentError(_for_operator(exc)) from None
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
+        raise FleetTicketsError(
+            "reporting.fn_dispatch_candidates does not exist in this database: "
+            "run `fleettickets migrate` first"
+        ) from None
+    assert row is not None
+    payload: dict[str, Any] = row[0]
+    return payload
+
+
+def text_table(payload: dict[str, Any]) -> str:
+    """One line per candidate, nearest (or most urgent) first, then the unplaced count."""
+    lines = [f"{'ticket':<14}{'metres':>8}  {'sla':<9}{'hours':>8}  {'cluster':<16}{'team':<22}location"]
+    for c in payload["candidates"]:
+        hours = "-" if c["hours_open"] is None else f"{c['hours_open']:.1f}"
+        lines.append(f"{c['ticket_id']:<14}{c['metres']:>8}  {c['sla_state']:<9}{hours:>8}  "
+                     f"{c['cluster'] or '-':<16}{c['assigned_team'] or '-':<22}{c['location_name'] or '-'}")  # fmt: skip
+    if not payload["candidates"]:
+        lines.append("no open ticket with a point matches")
+    lines.append(f"{payload['unplaced_open']} open ticket(s) matching the filters have no point and were not offered")
+    return "\n".join(lines)
+
+
+def _for_operator(exc: psycopg.Error) -> str:
+    text = exc.diag.message_primary or str(exc).strip()
+    if exc.diag.message_hint:
+        text = f"{text}. {exc.diag.message_hint}"
+    pattern = r"\b(" + "|".join(_OPTION_NAMES) + r")\b"
+    return re.sub(pattern, lambda m: _OPTION_NAMES[m.group(1)], text)
