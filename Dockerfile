@@ -1,7 +1,8 @@
 # The fleettickets image: the locked dependencies and the package (migrations
 # inside it) in /opt/venv, run as an unprivileged user. The container only
 # stays up; Coolify runs the work in it as Scheduled Tasks
-# (`fleettickets ingest --apply`, `fleettickets status --check`); see
+# (`fleettickets ingest --apply`, `fleettickets status --check`, or the
+# earlier loader's `python import_tickets.py --from-bucket --apply`); see
 # docs/operations.md.
 
 FROM python:3.12-slim AS build
@@ -28,6 +29,8 @@ ENV TZ=Africa/Nairobi \
 RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home fleettickets
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+# The earlier loader's entry point: its scheduled task keeps working after the switch.
+COPY import_tickets.py ./
 USER 10001:10001
 RUN fleettickets --version
 # Keep-alive for Coolify: wait quietly, and stop at once on SIGTERM.

@@ -13,6 +13,7 @@ import click
 import psycopg
 
 from fleettickets import __version__, clock, gazetteer_csv, geocoding
+from fleettickets import adopt as adoption
 from fleettickets import dashboard as dashboards
 from fleettickets import dispatch as dispatching
 from fleettickets import history as ticket_history
@@ -86,6 +87,24 @@ def migrate(app: App, dry_run: bool) -> None:
         click.echo(f"{verb} {migration.filename}")
     if not plan.pending:
         click.echo(f"schema is up to date ({len(plan.applied)} migrations applied)")
+
+
+@cli.command()
+@click.option("--apply", is_flag=True, help="Convert the database (default: dry run, all of it rolled back).")
+@pass_app
+def adopt(app: App, apply: bool) -> None:
+    """Take over the database the earlier loader set up, in one transaction.
+
+    Prints the pg_dump command that backs up the tickets and reporting
+    schemas, recognises the deployed schema by its ledger and documented
+    objects, and prints what is kept, converted and added. Without --apply
+    the whole conversion runs and is rolled back. A database that fits
+    neither a fresh install nor the deployed loader is refused, unchanged.
+
+    Example: fleettickets adopt --apply
+    """
+    click.echo(f"back up first: {adoption.backup_command(app.settings)}")
+    click.echo(report.adopt_text(adoption.adopt(app.settings, apply=apply)))
 
 
 @cli.command()
@@ -329,17 +348,23 @@ def history() -> None:
 
 @history.command()
 @click.option("--apply", is_flag=True, help="Write to the database (default: dry run).")
+@click.option("--from-processed", is_flag=True,
+              help="Replay the bucket's processed/ files first (the default, said explicitly).")
 @click.option("--no-replay", is_flag=True, help="Do not read processed/ files from the bucket.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_app
-def rebuild(app: App, apply: bool, no_replay: bool, as_json: bool) -> None:
+def rebuild(app: App, apply: bool, from_processed: bool, no_replay: bool, as_json: bool) -> None:
     """Recompute closure_events and every daily row from the first version to today.
 
     First replays (read-only) the bucket's processed/ files older than the
-    first file this database ingested, so their versions exist.
+    first file this database ingested, so their versions exist. On an
+    adopted database the days and closures the earlier loader captured are
+    kept as recorded; the replay fills the days it never captured.
 
-    Example: fleettickets history rebuild --apply
+    Example: fleettickets history rebuild --from-processed --apply
     """
+    if from_processed and no_replay:
+        raise click.UsageError("--from-processed and --no-replay are alternatives")
     result = ticket_history.rebuild_history(app.settings, apply=apply, replay=not no_replay)
     click.echo(report.history_json(result) if as_json else report.rebuild_text(result))
 

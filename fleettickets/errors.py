@@ -80,3 +80,14 @@ class GeocoderUnavailable(GeocoderError):
 
 class GazetteerImportError(FleetTicketsError):
     """A reviewed gazetteer file has problems; nothing of it was applied."""
+
+
+class AdoptRefused(FleetTicketsError):
+    """The database is neither fresh nor the earlier loader's as documented; nothing was changed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "this database matches neither a fresh database nor the earlier loader's; nothing "
+            "was changed:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+        self.problems = problems

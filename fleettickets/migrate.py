@@ -92,11 +92,27 @@ def _leading_comment(sql: str) -> str:
     return " ".join(part for part in lines if part)
 
 
+ADOPT_HINT = (
+    "it looks like the earlier loader's database: run `fleettickets adopt` to take it "
+    "over (docs/operations.md, \"Moving from the deployed loader\"); nothing was changed"
+)
+
+
 def _ledger(conn: psycopg.Connection) -> dict[str, str]:
-    exists = conn.execute(
-        "SELECT to_regclass('tickets.schema_migrations') IS NOT NULL"
+    row = conn.execute(
+        "SELECT to_regclass('tickets.schema_migrations') IS NOT NULL, "
+        "EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('tickets.schema_migrations') "
+        "AND attname = 'checksum' AND NOT attisdropped), "
+        "EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'tickets' AND c.relkind IN ('r', 'p', 'v', 'm'))"
     ).fetchone()
-    if not exists or not exists[0]:
+    assert row is not None
+    has_ledger, has_checksum, has_relations = row
+    if has_ledger and not has_checksum:
+        raise MigrationError(f"tickets.schema_migrations is not this program's ledger; {ADOPT_HINT}")
+    if not has_ledger and has_relations:
+        raise MigrationError(f"the tickets schema holds tables but no migration ledger; {ADOPT_HINT}")
+    if not has_ledger:
         return {}
     rows = conn.execute("SELECT filename, checksum FROM tickets.schema_migrations")
     return dict(rows.fetchall())
@@ -145,25 +161,31 @@ def apply_migrations(
     migrations = read_migrations(directory or default_migrations_dir())
     applied: list[str] = []
     with job_lock(conn, "migrate", wait=True):
+        _ledger(conn)  # refuses a database this program did not set up, before writing
         with conn.transaction():
             conn.execute(LEDGER_DDL)
         for migration in plan(conn, migrations).pending:
-            logger.info("applying %s", migration.filename, extra={"migration": migration.filename})
-            try:
-                with conn.transaction():
-                    conn.execute(migration.sql)
-                    conn.execute(
-                        "INSERT INTO tickets.schema_migrations "
-                        "(filename, checksum, description) VALUES (%s, %s, %s)",
-                        (migration.filename, migration.checksum, migration.description),
-                    )
-            except psycopg.Error as exc:
-                raise MigrationError(
-                    f"{migration.filename} failed and was rolled back: "
-                    f"{str(exc).strip()}"
-                ) from None
+            with conn.transaction():
+                apply_one(conn, migration)
             applied.append(migration.filename)
     return applied
+
+
+def apply_one(conn: psycopg.Connection, migration: Migration) -> None:
+    """Run one migration and record it, inside the caller's transaction."""
+    logger.info("applying %s", migration.filename, extra={"migration": migration.filename})
+    try:
+        with conn.transaction():
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO tickets.schema_migrations "
+                "(filename, checksum, description) VALUES (%s, %s, %s)",
+                (migration.filename, migration.checksum, migration.description),
+            )
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"{migration.filename} failed and was rolled back: {str(exc).strip()}"
+        ) from None
 
 
 def migrate_database(settings: Settings, *, dry_run: bool = False) -> MigrationPlan:

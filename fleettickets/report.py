@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fleettickets.adopt import AdoptReport
 from fleettickets.gazetteer import MAX_DISTANCE_KM
 from fleettickets.gazetteer_csv import ImportReport
 from fleettickets.geocoding import GeocodeReport
@@ -44,6 +45,17 @@ def ingest_text(report: IngestReport) -> str:
         )
         if report.history is not None:
             lines.append(capture_text(report.history, applied=True))
+    return "\n".join(lines)
+
+
+def adopt_text(report: AdoptReport) -> str:
+    if report.state == "fresh":
+        return "nothing to adopt: the database is empty; run `fleettickets migrate` to set it up"
+    if report.state == "adopted":
+        return "nothing to do: this database already has the fleettickets schema (run `fleettickets migrate` for pending migrations)"
+    lines = [f"{section}: {text}" for section, text in report.lines]
+    lines.append("adopted: from now on use fleettickets migrate, ingest and status as on a fresh install"
+                 if report.applied else "(dry run: all of it was rolled back, nothing changed; run again with --apply)")  # fmt: skip
     return "\n".join(lines)
 
 
