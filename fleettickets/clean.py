@@ -27,6 +27,13 @@ TRUE_TEXTS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_TEXTS = frozenset({"false", "f", "no", "n", "0"})
 SENTINEL_PREFIX = "EXPORT STOPPED"
 MAX_KEPT_REJECTIONS = 100
+# Limits (README, "Limits"): past them a file is refused, or a row rejected.
+# A ticket_id must fit the indexes that include it (migration 25).
+MAX_TICKET_ID_CHARS = 100
+# One cell: generous, far past any real export, still bounded in memory.
+MAX_FIELD_CHARS = 16 * 1024 * 1024
+# The staging table holds one column per kept column; PostgreSQL allows 1,600.
+MAX_COLUMNS = 1500
 
 # Large enough that the per-read overhead vanishes, small enough to stay cheap.
 _CHUNK_BYTES = 1 << 20
@@ -124,16 +131,22 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
 
     ``stream`` is read in chunks through ``read(size)`` (an open binary file, an
     S3 ``StreamingBody``); ``source`` names the file in messages.  Blank lines are
-    skipped.  Raises :class:`BadChangeFile` when the file cannot be read at all.
+    skipped.  Raises :class:`BadChangeFile` when the file cannot be read at all,
+    including when its CSV structure is broken (a quote that never closes where
+    it should): such a file is refused whole, never half-loaded, because the
+    records a stray quote swallowed cannot be told apart from data.
     """
+    _allow_long_fields()
     nul_seen: list[bool] = []  # set by _text_lines: only then do rows pay the NUL check
-    reader = csv.reader(_text_lines(stream, source, nul_seen))
+    record_lines: list[str] = []  # the physical lines of the record being read
+    reader = csv.reader(_kept(_text_lines(stream, source, nul_seen), record_lines), strict=True)
     line_end = 0  # physical lines consumed so far: the previous record's end
     try:
         header: list[str] = []
         header_line = 0
         for header in reader:
             header_line, line_end = line_end + 1, reader.line_num
+            record_lines.clear()
             if header:
                 break
         if not header:
@@ -145,6 +158,18 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
         make_record = _record_maker(columns)
         for values in reader:
             line, line_end = line_end + 1, reader.line_num
+            spans_lines = line_end > line
+            if spans_lines and len(values) != width:
+                # A quoted field crossed a line break and the record came out
+                # the wrong width: the lines it took in were other records.
+                raise BadChangeFile(
+                    source,
+                    f"a quote opened here does not close where it should: the record "
+                    f"it starts runs to line {line_end} and has {len(values)} fields, "
+                    f"header has {width}; nothing was read from the file (re-export it)",
+                    _quote_opening_line(record_lines, line),
+                )
+            record_lines.clear()
             if not values:
                 continue
             if len(values) != width:
@@ -166,12 +191,81 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
                 yield DroppedRow(line, ticket, "alarm")
             elif not ticket:
                 yield RejectedRow(line, "blank ticket_id")
+            elif len(ticket) > MAX_TICKET_ID_CHARS:
+                yield RejectedRow(
+                    line,
+                    f"ticket_id is {len(ticket):,} characters long; at most "
+                    f"{MAX_TICKET_ID_CHARS} are allowed",
+                )
             else:
                 yield CleanRow(line, ticket, make_record(values))
     except csv.Error as exc:
-        raise BadChangeFile(
-            source, f"not readable as CSV ({exc})", line_end + 1
-        ) from exc
+        start = line_end + 1
+        raise BadChangeFile(source, _csv_error_reason(exc), _quote_opening_line(record_lines, start)) from exc
+
+
+def _allow_long_fields() -> None:
+    # Process-wide in the csv module; only ever raised, never lowered.
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+
+
+def _kept(lines: Iterator[str], kept: list[str]) -> Iterator[str]:
+    for text in lines:
+        kept.append(text)
+        yield text
+
+
+def _csv_error_reason(exc: csv.Error) -> str:
+    text = str(exc)
+    if text.startswith("field larger than field limit"):
+        return (
+            f"a field is longer than {MAX_FIELD_CHARS:,} characters, the most a "
+            "change file may hold in one cell; nothing was read from the file"
+        )
+    if "expected after" in text or "unexpected end of data" in text:
+        return (
+            f"a quote opened here does not close where it should ({text}); "
+            "nothing was read from the file (re-export it)"
+        )
+    return f"not readable as CSV ({text})"
+
+
+def _quote_opening_line(lines: list[str], first_line: int) -> int:
+    """The line on which the record's first line-crossing quoted field opened.
+
+    Falls back to the record's first line (a quote that went wrong on one line).
+    """
+    quoted = False
+    at_field_start = True
+    opened_on = first_line
+    pending_quote = False  # inside quotes, a '"' seen: closing or the first of '""'
+    for offset, text in enumerate(lines):
+        for char in text:
+            if quoted:
+                if pending_quote:
+                    pending_quote = False
+                    if char != '"':
+                        quoted = False  # that quote closed the field
+                    else:
+                        continue
+                elif char == '"':
+                    pending_quote = True
+                    continue
+                else:
+                    continue
+            if char == '"' and at_field_start:
+                quoted, opened_on = True, first_line + offset
+                at_field_start = False
+            elif char == ",":
+                at_field_start = True
+            elif char in "\r\n":
+                at_field_start = True
+            else:
+                at_field_start = False
+        if quoted and not pending_quote:
+            return opened_on  # this quoted field crosses a line break
+    return opened_on if quoted else first_line
 
 
 def _text_lines(stream: BinaryStream, source: str, nul_seen: list[bool]) -> Iterator[str]:
@@ -220,6 +314,13 @@ def _decode(pieces: list[bytes], source: str, before: int) -> list[str]:
 
 def _check_header(header: Sequence[str], source: str, line: int) -> list[str]:
     columns = [name.strip() for name in header]
+    if len(columns) > MAX_COLUMNS:
+        raise BadChangeFile(
+            source, f"header has {len(columns):,} columns; at most {MAX_COLUMNS:,} are supported", line
+        )
+    with_nul = next((i for i, name in enumerate(columns, 1) if "\x00" in name), None)
+    if with_nul is not None:
+        raise BadChangeFile(source, f"header column {with_nul} contains a NUL character", line)
     if "" in columns:
         position = columns.index("") + 1
         raise BadChangeFile(source, f"header column {position} has no name", line)

@@ -22,7 +22,7 @@ from fleettickets import migrate as migrations
 from fleettickets import report
 from fleettickets import status as pipeline_status
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
-from fleettickets.logs import redact, setup_logging
+from fleettickets.logs import redact, redact_data, setup_logging
 from fleettickets.settings import Settings
 from fleettickets.clock import EAT
 
@@ -83,10 +83,17 @@ def migrate(app: App, dry_run: bool) -> None:
     """
     plan = migrations.migrate_database(app.settings, dry_run=dry_run)
     verb = "would apply" if dry_run else "applied"
+    if plan.applied_meanwhile:
+        click.echo(
+            f"another migrate run applied {len(plan.applied_meanwhile)} migrations while "
+            f"this one waited for its lock ({plan.applied_meanwhile[0]} to "
+            f"{plan.applied_meanwhile[-1]})"
+        )
     for migration in plan.pending:
         click.echo(f"{verb} {migration.filename}")
     if not plan.pending:
-        click.echo(f"schema is up to date ({len(plan.applied)} migrations applied)")
+        total = len(plan.applied) + len(plan.applied_meanwhile)
+        click.echo(f"schema is up to date ({total} migrations applied)")
 
 
 @cli.command()
@@ -126,8 +133,18 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
     """
     if inc_csv and from_bucket:
         raise click.UsageError("--inc-csv and --from-bucket are alternatives")
-    result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None)
-    click.echo(report.ingest_json(result) if as_json else report.ingest_text(result))
+    try:
+        result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None)
+    except FleetTicketsError as exc:
+        # A scheduler parsing stdout gets its document whatever happened.
+        if as_json:
+            document = report.ingest_failure(exc, exc.report)  # type: ignore[arg-type]
+            click.echo(json.dumps(redact_data(document, _known_secrets()), ensure_ascii=False))
+        raise
+    if as_json:
+        click.echo(json.dumps(redact_data(result.as_dict(), _known_secrets()), ensure_ascii=False))
+    else:
+        _echo(report.ingest_text(result))
     if not result.ok:
         sys.exit(EXIT_FAILURE)
 
@@ -226,7 +243,7 @@ def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
     Example: fleettickets geocode-clusters --apply
     """
     result = geocoding.geocode_clusters(app.settings, apply=apply, retry_failed=retry_failed)
-    click.echo(report.geocode_text(result))
+    _echo(report.geocode_text(result))
 
 
 @cli.command("geocode-locations")
@@ -248,7 +265,7 @@ def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bo
     result = geocoding.geocode_locations(
         app.settings, apply=apply, limit=limit, retry_failed=retry_failed
     )
-    click.echo(report.geocode_text(result))
+    _echo(report.geocode_text(result))
 
 
 @cli.group()
@@ -286,7 +303,7 @@ def gazetteer_import(app: App, file: Path) -> None:
     Example: fleettickets gazetteer import gazetteer.csv
     """
     result = gazetteer_csv.import_csv(app.settings, file)
-    click.echo(report.import_text(result))
+    _echo(report.import_text(result))
 
 
 @cli.command()
@@ -315,9 +332,10 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
     result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
                                     max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
     if as_json:
-        click.echo(report.status_json(result))
+        click.echo(json.dumps(redact_data(json.loads(report.status_json(result)), _known_secrets()),
+                              ensure_ascii=False))  # fmt: skip
     else:
-        click.echo(report.status_line(result) if check else report.status_text(result))
+        _echo(report.status_line(result) if check else report.status_text(result))
     if check and not result.healthy:
         sys.exit(EXIT_FAILURE)
 
@@ -402,11 +420,20 @@ def main(argv: list[str] | None = None) -> None:
         message = f"database error: {type(exc).__name__}: {str(exc).strip()}"
         click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
         sys.exit(EXIT_FAILURE)
+    except Exception as exc:
+        # Unforeseen: one line, never a traceback that could quote a secret.
+        logger.debug("unexpected failure", exc_info=True)
+        message = f"unexpected {type(exc).__name__}: {str(exc).strip()}"
+        click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
+        sys.exit(EXIT_FAILURE)
     sys.exit(0)
 
 
+def _echo(text: str) -> None:
+    """Print a report: it may quote a database or provider message, so secrets are masked."""
+    click.echo(redact(text, _known_secrets()))
+
+
 def _known_secrets() -> list[str]:
-    try:
-        return Settings.from_env().secrets()
-    except FleetTicketsError:
-        return []
+    """The configured secrets, read even when the settings themselves are malformed."""
+    return Settings.secrets_in_environment()

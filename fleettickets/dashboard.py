@@ -56,7 +56,15 @@ def fetch_dashboard(
         )  # fmt: skip
 
 
+# p_max_features is an SQL integer; a larger number would not find the function.
+MAX_FEATURES_RANGE = (1, 2**31 - 1)
+
+
 def read_dashboard(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
+    low, high = MAX_FEATURES_RANGE
+    cap = arguments.get("max_features")
+    if cap is not None and not low <= cap <= high:
+        raise DashboardArgumentError(f"--max-features must be from {low} to {high:,} (got {cap})")
     try:
         row = conn.execute(DASHBOARD_SQL, arguments).fetchone()
     except psycopg.errors.InvalidParameterValue as exc:

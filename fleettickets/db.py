@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import logging
 import zlib
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from fleettickets.settings import Settings
 logger = logging.getLogger(__name__)
 
 APPLICATION_NAME = "fleettickets"
+# libpq's words for a connection option it cannot use, as opposed to a server it cannot reach.
+_BAD_OPTION = re.compile(r"invalid (?:\w+ )*(?:value|number|option)|unrecognized|missing \"=\"")
 
 
 def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connection:
@@ -30,10 +33,11 @@ def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connecti
             connect_timeout=10,
         )
     except psycopg.OperationalError as exc:
-        raise FleetTicketsError(
-            "cannot connect to the database in DATABASE_URL: "
-            + redact(str(exc).strip(), settings.secrets())
-        ) from None
+        message = redact(str(exc).strip(), settings.secrets())
+        if _BAD_OPTION.search(message):
+            # libpq read the URL but refused a value in it: the setting is wrong.
+            raise ConfigError(f"DATABASE_URL is not a valid connection string: {message}") from None
+        raise FleetTicketsError(f"cannot connect to the database in DATABASE_URL: {message}") from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
             "DATABASE_URL is not a valid connection string: "

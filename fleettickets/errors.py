@@ -17,10 +17,18 @@ class FleetTicketsError(Exception):
     """Base class: an expected failure with a message meant for an operator."""
 
     exit_status = EXIT_FAILURE
+    # What a run had done when it failed (an IngestReport), for `--json`.
+    report: object | None = None
 
 
 class ConfigError(FleetTicketsError):
     """A setting is missing or malformed."""
+
+    exit_status = EXIT_USAGE
+
+
+class UsageError(FleetTicketsError):
+    """The command was asked for something it refuses before doing anything."""
 
     exit_status = EXIT_USAGE
 

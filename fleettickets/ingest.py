@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fleettickets import clock
 from fleettickets.db import connect, job_lock
-from fleettickets.errors import BadChangeFile, FleetTicketsError
+from fleettickets.errors import BadChangeFile, FleetTicketsError, UsageError
 from fleettickets.faults import crash_point
 from fleettickets.history import HistoryCapture, capture
 from fleettickets.load import FileResult, load_change_file, prepare_session
@@ -96,6 +96,8 @@ def run_ingest(
     """
     started = time.monotonic()
     run_now = now or clock.now()
+    if local_files:
+        check_local_files(local_files)
     report = IngestReport(applied=apply, run_id=new_run_id())
     client = None if local_files else make_s3_client(settings)
     with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"):
@@ -114,7 +116,7 @@ def run_ingest(
                     logger.info("skipped %s: %s", key, reason, extra={"file": key})
             plan = _plan(conn, changes)
             report.problems += plan.conflicts
-            opener = _local_opener(local_files) if local_files else (
+            opener = _open_local if local_files else (
                 lambda change: open_change_file(client, settings.s3_bucket, change)
             )
             if apply:
@@ -132,10 +134,13 @@ def run_ingest(
                 _preview(conn, plan, opener, report)
         except FleetTicketsError as exc:
             report.failed = str(exc)
+            exc.report = report
             raise
         except psycopg.Error as exc:
             report.failed = f"database error: {str(exc).strip()}"
-            raise FleetTicketsError(report.failed) from None
+            failure = FleetTicketsError(report.failed)
+            failure.report = report
+            raise failure from None
         except BaseException as exc:
             # Anything unforeseen (or Ctrl-C) must not leave the run recorded as ok.
             report.failed = f"stopped by {type(exc).__name__}: {str(exc).strip()}"
@@ -162,6 +167,13 @@ def _plan(conn: psycopg.Connection, changes: list[ChangeFile]) -> _Plan:
             pending.append(change)
         elif loaded_etag == change.etag:
             to_archive.append(change)  # committed earlier, archiving did not finish
+        elif change.local_path is not None:
+            conflicts.append(
+                f"{change.local_path}: a file named {change.name} was ingested as ETag "
+                f"{loaded_etag}, and this one holds other bytes (ETag {change.etag}); it was "
+                "not applied. Compare the two; a correction needs a newer timestamped name"
+            )
+            logger.error(conflicts[-1], extra={"file": change.key})
         else:
             conflicts.append(
                 f"{change.key} was ingested as ETag {loaded_etag} but the bucket now "
@@ -205,25 +217,31 @@ def _load_one(
     conn: psycopg.Connection, opener: Any, change: ChangeFile, result: FileResult, run_id: str
 ) -> None:
     """Load one file; every way it can fail becomes one message naming the file."""
+    local = change.local_path is not None
+    name = str(change.local_path) if local else change.key
     try:
         with _opened(opener, change) as stream:
-            load_change_file(conn, stream, result, run_id)
+            load_change_file(conn, stream, result, run_id, source=name)
     except BadChangeFile as exc:
         raise FleetTicketsError(
-            f"{exc}; nothing from this file was applied and later files wait behind "
-            "it (fix or move the object out of changes/, see docs/operations.md)"
-        ) from None
+            f"{exc}; nothing from this file was applied and " + (
+                "the files after it were not loaded (correct the file, or leave it out "
+                "of --inc-csv, and run again)" if local else
+                "later files wait behind it (fix or move the object out of changes/, "
+                "see docs/operations.md)")
+        ) from None  # fmt: skip
     except (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError) as exc:
         raise FleetTicketsError(
-            f"{change.key}: reading it failed ({type(exc).__name__}: {exc}); nothing "
-            "from this file was applied; the next run retries it"
-        ) from None
+            f"{name}: reading it failed ({type(exc).__name__}: {exc}); nothing "
+            "from this file was applied; " + ("run again once it can be read" if local
+                                              else "the next run retries it")
+        ) from None  # fmt: skip
     except psycopg.Error as exc:
         raise FleetTicketsError(
-            f"{change.key}: the database refused it ({type(exc).__name__}: "
-            f"{str(exc).strip()}); nothing from this file was applied and later files "
-            "wait behind it"
-        ) from None
+            f"{name}: the database refused it ({type(exc).__name__}: "
+            f"{str(exc).strip()}); nothing from this file was applied and " + (
+                "the files after it were not loaded" if local else "later files wait behind it")
+        ) from None  # fmt: skip
 
 
 def _loaded(plan: _Plan, report: IngestReport) -> list[ChangeFile]:
@@ -273,6 +291,28 @@ def _opened(opener: Any, change: ChangeFile) -> Iterator[BinaryIO]:
         stream.close()
 
 
+def check_local_files(paths: list[Path]) -> None:
+    """Refuse, before anything runs, local files that cannot be ingested as given.
+
+    Two files with one name would be one ledger key (the name is the key, as
+    in the bucket): the ledger could not say which bytes it holds. Anything
+    but a regular file (a FIFO, a device) may block forever or read once only.
+    """
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            kind = "does not exist" if not path.exists() else "is not a regular file"
+            raise UsageError(f"{path} {kind}; --inc-csv takes regular files only")
+        if path.name in seen:
+            same = "is given twice" if seen[path.name].resolve() == path.resolve() else (
+                f"has the same name as {seen[path.name]}")
+            raise UsageError(
+                f"{path} {same}; a change file is recorded by its name, so each "
+                "--inc-csv file needs a name of its own"
+            )  # fmt: skip
+        seen[path.name] = path
+
+
 def _local_change_file(settings: Settings, path: Path) -> ChangeFile:
     file_ts = parse_file_ts(path.name)
     if file_ts is None:
@@ -281,21 +321,53 @@ def _local_change_file(settings: Settings, path: Path) -> ChangeFile:
             "because its rows are ordered by that timestamp"
         )
     digest = hashlib.md5(usedforsecurity=False)
+    size = 0
     try:
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
+                size += len(chunk)
     except OSError as exc:
         raise FleetTicketsError(f"{path}: cannot read it: {exc.strerror}") from None
     # Keyed as if it were in the bucket, so the same file arriving there later
     # is recognised as already applied.
     return ChangeFile(key=settings.changes_prefix + path.name, file_ts=file_ts,
-                      etag=digest.hexdigest(), size=path.stat().st_size)  # fmt: skip
+                      etag=digest.hexdigest(), size=size, local_path=path)  # fmt: skip
 
 
-def _local_opener(paths: list[Path]) -> Any:
-    by_name = {p.name: p for p in paths}
-    return lambda change: by_name[change.name].open("rb")
+def _open_local(change: ChangeFile) -> BinaryIO:
+    assert change.local_path is not None
+    return _VerifiedReader(change.local_path.open("rb"), change)  # type: ignore[return-value]
+
+
+class _VerifiedReader:
+    """A local file read for loading, checked at its end against the ETag and size planned.
+
+    The ledger row records that ETag and size; a file rewritten between the
+    two reads must not be recorded as bytes it no longer holds.
+    """
+
+    def __init__(self, handle: BinaryIO, change: ChangeFile) -> None:
+        self._handle = handle
+        self._change = change
+        self._digest = hashlib.md5(usedforsecurity=False)
+        self._size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        if chunk:
+            self._digest.update(chunk)
+            self._size += len(chunk)
+        elif self._digest.hexdigest() != self._change.etag or self._size != self._change.size:
+            raise BadChangeFile(
+                str(self._change.local_path),
+                "the file changed while it was being read (its ETag or size is not what "
+                "it was when the run started)",
+            )
+        return chunk
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def _log_file(result: FileResult, *, applied: bool) -> None:

@@ -38,7 +38,7 @@ WITH winners AS MATERIALIZED (
     SELECT max(line) AS line FROM ingest_stage GROUP BY {ticket}
 ), merged AS (
     INSERT INTO tickets.inc AS t (ticket_id, raw, source_file_ts, source_key)
-    SELECT {ticket}, {raw}, %(file_ts)s, %(file_key)s
+    SELECT {ticket}, {raw}, {file_ts}, {file_key}
       FROM ingest_stage JOIN winners USING (line)
     ON CONFLICT (ticket_id) DO UPDATE
        SET raw = EXCLUDED.raw,
@@ -50,7 +50,7 @@ WITH winners AS MATERIALIZED (
     RETURNING ticket_id, raw, xmax = 0 AS inserted, ingested_at = now() AS changed
 ), versions AS (
     INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
-    SELECT ticket_id, %(file_ts)s, %(file_key)s, raw FROM merged WHERE changed
+    SELECT ticket_id, {file_ts}, {file_key}, raw FROM merged WHERE changed
     ON CONFLICT (ticket_id, valid_from) DO NOTHING
     RETURNING 1
 )
@@ -73,12 +73,12 @@ WITH winners AS MATERIALIZED (
       FROM ingest_stage JOIN winners USING (line)
 )
 INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
-SELECT l.ticket_id, %(file_ts)s, %(file_key)s, l.raw
+SELECT l.ticket_id, {file_ts}, {file_key}, l.raw
   FROM late l
-  JOIN tickets.inc t ON t.ticket_id = l.ticket_id AND t.source_file_ts > %(file_ts)s
+  JOIN tickets.inc t ON t.ticket_id = l.ticket_id AND t.source_file_ts > {file_ts}
  WHERE l.raw IS DISTINCT FROM (
         SELECT p.raw FROM tickets.inc_versions p
-         WHERE p.ticket_id = l.ticket_id AND p.valid_from < %(file_ts)s
+         WHERE p.ticket_id = l.ticket_id AND p.valid_from < {file_ts}
          ORDER BY p.valid_from DESC LIMIT 1)
 ON CONFLICT (ticket_id, valid_from) DO NOTHING
 """
@@ -173,12 +173,16 @@ def prepare_session(conn: psycopg.Connection) -> None:
 
 
 def load_change_file(
-    conn: psycopg.Connection, stream: Any, result: FileResult, run_id: str
+    conn: psycopg.Connection, stream: Any, result: FileResult, run_id: str,
+    source: str | None = None,
 ) -> FileResult:
-    """Stage, merge and record one file inside the caller's transaction."""
+    """Stage, merge and record one file inside the caller's transaction.
+
+    ``source`` names the file in messages (a local path); the ledger key otherwise.
+    """
     counts = FileCounts()
     started = time.monotonic()
-    rows = counts.tally(read_change_file(stream, result.file_key))
+    rows = counts.tally(read_change_file(stream, source or result.file_key))
     first = next(rows, None)
     distinct = 0
     if first is not None:
@@ -186,13 +190,13 @@ def load_change_file(
         _create_stage(conn, len(columns))
         _copy_rows(conn, first, rows, len(columns))
         staged = time.monotonic()
-        params = {"file_ts": result.file_ts, "file_key": result.file_key}
+        merge = _statement(MERGE_SQL, columns, result)
         with _indexes_built_after(conn, _empty_tables(conn, BULK_BUILT_TABLES)):
-            merged = conn.execute(_with_columns(MERGE_SQL, columns), params).fetchone()
+            merged = conn.execute(merge).fetchone()
         assert merged is not None
         distinct, result.inserted, result.updated, result.unchanged, result.versions = merged
         if distinct > result.inserted + result.updated + result.unchanged:
-            stale = conn.execute(_with_columns(STALE_VERSIONS_SQL, columns), params)
+            stale = conn.execute(_statement(STALE_VERSIONS_SQL, columns, result))
             result.versions += stale.rowcount
         conn.execute("DROP TABLE ingest_stage")
     else:
@@ -270,8 +274,14 @@ def _send(copy: psycopg.Copy, buffer: io.StringIO) -> None:
     faults.crash_point("mid-copy")
 
 
-def _with_columns(template: str, columns: list[str]) -> sql.Composed:
-    """Fill a statement's {ticket} and {raw} in for a file's staged columns."""
+def _statement(template: str, columns: list[str], result: FileResult) -> sql.Composed:
+    """A merge statement complete with its values, for a file's staged columns.
+
+    Column names are data (a header may say ``SLA %`` or ``%(file_key)s``), so
+    the statement carries every value as a literal and is sent without
+    parameters: psycopg then leaves each ``%`` alone instead of reading it as a
+    placeholder.
+    """
     calls = []
     for start in range(0, len(columns), _PAIRS_PER_CALL):
         pairs = sql.SQL(", ").join(
@@ -280,7 +290,10 @@ def _with_columns(template: str, columns: list[str]) -> sql.Composed:
         )
         calls.append(sql.SQL("jsonb_build_object({})").format(pairs))
     ticket = sql.SQL("c{}").format(sql.SQL(str(columns.index("ticket_id"))))
-    return sql.SQL(template).format(raw=sql.SQL(" || ").join(calls), ticket=ticket)
+    return sql.SQL(template).format(
+        raw=sql.SQL(" || ").join(calls), ticket=ticket,
+        file_ts=sql.Literal(result.file_ts), file_key=sql.Literal(result.file_key),
+    )  # fmt: skip
 
 
 def _log_rejections(result: FileResult, counts: FileCounts) -> None:

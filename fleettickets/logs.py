@@ -32,12 +32,49 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _URL_KEY = re.compile(r"(?i)([?&](?:key|api_key|apikey|token|access_token)=)[^&\s'\"]+")
 
 
+# A piece of a secret this long is masked wherever it appears: a driver that
+# splits a malformed URL in the wrong place quotes part of the password.
+SECRET_PIECE = 4
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask `key=` query parameters and every literal secret value in `text`."""
+    """Mask `key=` query parameters, every secret value and every 4-character piece of one."""
     text = _URL_KEY.sub(r"\1***", text)
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    covered = bytearray(len(text))
+    for secret in {s for s in secrets if s}:
+        start = text.find(secret)
+        while start >= 0:
+            covered[start : start + len(secret)] = b"\1" * len(secret)
+            start = text.find(secret, start + 1)
+        pieces = {secret[i : i + SECRET_PIECE] for i in range(len(secret) - SECRET_PIECE + 1)}
+        if pieces:
+            for i in range(len(text) - SECRET_PIECE + 1):
+                if text[i : i + SECRET_PIECE] in pieces:
+                    covered[i : i + SECRET_PIECE] = b"\1" * SECRET_PIECE
+    if not any(covered):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if covered[i]:
+            while i < len(text) and covered[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def redact_data(data: Any, secrets: Iterable[str]) -> Any:
+    """``data`` (JSON-like) with every string in it redacted."""
+    secrets = list(secrets)
+    if isinstance(data, str):
+        return redact(data, secrets)
+    if isinstance(data, dict):
+        return {redact_data(k, secrets): redact_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v, secrets) for v in data]
+    return data
 
 
 class RedactingFilter(logging.Filter):
@@ -61,6 +98,17 @@ class RedactingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per event; every field is masked, the time and run id too.
+
+    A field the formatter adds itself can share four characters with a secret
+    (a year in a password), and masking the finished line could cut through
+    the JSON's own quotes, so each value is masked before it is written.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
     def format(self, record: logging.LogRecord) -> str:
         event = {
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
@@ -74,6 +122,8 @@ class JsonFormatter(logging.Formatter):
                 event[name] = value
         if record.exc_text:
             event["exc"] = record.exc_text
+        if self.secrets:
+            event = redact_data(json.loads(json.dumps(event, default=str)), self.secrets)
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
@@ -110,8 +160,12 @@ class _ProgressReader:
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
 
 
 def setup_logging(
@@ -122,7 +176,8 @@ def setup_logging(
     if json_lines is None:
         json_lines = not stream.isatty()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    secrets = [s for s in secrets if s]
+    handler.setFormatter(JsonFormatter(secrets) if json_lines else TextFormatter(secrets))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

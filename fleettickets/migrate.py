@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -42,6 +42,8 @@ class Migration:
 class MigrationPlan:
     applied: list[str]
     pending: list[Migration]
+    # Applied by another run while this one waited for the lock.
+    applied_meanwhile: list[str] = field(default_factory=list)
 
 
 def default_migrations_dir() -> Path:
@@ -195,10 +197,17 @@ def migrate_database(settings: Settings, *, dry_run: bool = False) -> MigrationP
             return pending_migrations(conn)
         before = _ledger(conn)
         applied = apply_migrations(conn)
+        meanwhile = set(_ledger(conn)) - set(before) - set(applied)
         return MigrationPlan(
             applied=sorted(before),
             pending=[m for m in read_migrations(default_migrations_dir()) if m.filename in applied],
+            applied_meanwhile=sorted(meanwhile, key=_number_of),
         )
+
+
+def _number_of(filename: str) -> int:
+    match = MIGRATION_NAME.match(filename)
+    return int(match.group(1)) if match else 0
 
 
 def require_current_schema(conn: psycopg.Connection) -> None:

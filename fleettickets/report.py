@@ -90,6 +90,17 @@ def ingest_json(report: IngestReport) -> str:
     return json.dumps(report.as_dict(), ensure_ascii=False)
 
 
+def ingest_failure(error: Exception, report: IngestReport | None) -> dict[str, Any]:
+    """The `ingest --json` document of a run that failed, as far as it got."""
+    if report is not None:
+        document = report.as_dict()
+    else:  # failed before it started: settings, connection, lock, arguments
+        document = {"run_id": None, "applied": None, "ok": False, "files": [], "totals": {},
+                    "archived": [], "skipped": [], "problems": [], "history": None}  # fmt: skip
+    document.update(ok=False, failed=str(error))
+    return document
+
+
 def geocode_text(report: GeocodeReport) -> str:
     kind = report.kind
     done = sum(report.statuses.values())

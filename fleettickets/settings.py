@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
@@ -38,6 +38,9 @@ NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days")
 _INT_FIELDS = ("status_max_pending_minutes", "status_max_silence_minutes")
 EXPORT_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
+# What libpq accepts for sslmode; anything else fails only at connect time.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,7 @@ class Settings:
         cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
     ) -> Settings:
         """Read settings; real environment variables win over the `.env` file."""
-        merged: dict[str, str] = {}
-        dotenv_path = env_file if env_file is not None else Path(".env")
-        if dotenv_path.is_file():
-            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v})
-        merged.update(os.environ if environ is None else environ)
+        merged = _merged_environment(environ, env_file)
         values: dict[str, str | float] = {}
         for field in fields(cls):
             raw = merged.get(ENV_NAMES[field.name], "").strip()
@@ -82,14 +81,24 @@ class Settings:
         settings.validate()
         return settings
 
+    @classmethod
+    def secrets_in_environment(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
+    ) -> list[str]:
+        """Every secret value configured, also when the settings do not validate.
+
+        A malformed DATABASE_URL is exactly when its password is most likely
+        to turn up in an error message.
+        """
+        merged = _merged_environment(environ, env_file)
+        values = [merged.get(ENV_NAMES[name], "").strip() for name in SECRET_FIELDS]
+        values += database_url_secrets(merged.get("DATABASE_URL", "").strip())
+        values.append(merged.get("PGPASSWORD", ""))
+        return [v for v in values if v]
+
     def validate(self) -> None:
         if self.database_url is not None:
-            scheme = urlsplit(self.database_url).scheme
-            if scheme not in ("postgres", "postgresql"):
-                raise ConfigError(
-                    "DATABASE_URL must be a postgresql:// URL "
-                    f"(got a value starting with {scheme or 'no scheme'!r})"
-                )
+            _check_database_url(self.database_url)
         for name in ("s3_endpoint", "geocoder_base_url"):
             value = getattr(self, name)
             if value is not None and urlsplit(value).scheme not in ("http", "https"):
@@ -133,9 +142,9 @@ class Settings:
         """Every secret value in force, for log redaction."""
         values = [getattr(self, name) for name in SECRET_FIELDS]
         if self.database_url:
-            password = urlsplit(self.database_url).password
-            values.append(password)
-        return [v for v in values if v]
+            values += database_url_secrets(self.database_url)
+        values.append(os.environ.get("PGPASSWORD", ""))
+        return list(dict.fromkeys(v for v in values if v))
 
     def redacted(self) -> dict[str, str | int | None]:
         """The settings as a dict that is safe to print."""
@@ -148,6 +157,79 @@ class Settings:
                 value = redact_url_password(value)
             shown[ENV_NAMES[field.name]] = None if value is None else str(value)
         return shown
+
+
+def _merged_environment(environ: Mapping[str, str] | None, env_file: Path | None) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    dotenv_path = env_file if env_file is not None else Path(".env")
+    if dotenv_path.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def database_url_secrets(url: str) -> list[str]:
+    """Every text a database URL's password could be read as, however malformed the URL.
+
+    Parsers disagree on a password holding '@' or '/' (libpq ends the user part
+    at the first '@', Python at the last), so each reading counts as a secret,
+    raw and percent-decoded, with a ``password=`` query parameter's value.
+    """
+    rest = url.split("://", 1)[-1]
+    head, _, query = rest.partition("?")
+    authority = head.split("/", 1)[0]
+    found = []
+    for userinfo in (authority.partition("@")[0] if "@" in authority else "",
+                     authority.rpartition("@")[0], head.rpartition("@")[0]):  # fmt: skip
+        if ":" in userinfo:
+            found.append(userinfo.split(":", 1)[1])
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key).strip() == "password":
+            found.append(value)
+    found += [unquote(value) for value in found]
+    return list(dict.fromkeys(value for value in found if value))
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse what libpq would only refuse at connect time, without quoting the URL.
+
+    Messages name the part that is wrong, never its text: any part of a
+    malformed URL may be a piece of its password.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL is not a valid URL ({exc})") from None
+    if parts.scheme not in ("postgres", "postgresql"):
+        shown = parts.scheme if parts.scheme.isalnum() else "something else"
+        raise ConfigError(
+            f"DATABASE_URL must be a postgresql:// URL (got a value starting with {shown!r})"
+        )
+    if _BAD_PERCENT.search(url):
+        raise ConfigError(
+            "DATABASE_URL has a '%' that is not followed by two hex digits; write a "
+            "literal '%' as %25 (in a password too)"
+        )
+    if "@" in parts.netloc.partition("@")[2]:
+        raise ConfigError(
+            "DATABASE_URL has more than one '@' before the host; write an '@' in the "
+            "user name or password as %40"
+        )
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(","):
+        port = host.rpartition("]")[2].partition(":")[2] if host.startswith("[") else host.partition(":")[2]
+        if port and not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
+            raise ConfigError("DATABASE_URL has a port that is not a number from 1 to 65535")
+    for pair in parts.query.split("&") if parts.query else ():
+        key, _, value = pair.partition("=")
+        key, value = unquote(key), unquote(value)
+        if key == "sslmode" and value not in SSL_MODES:
+            raise ConfigError(f"DATABASE_URL: sslmode must be one of {', '.join(SSL_MODES)}")
+        if key == "port" and not (value.isdigit() and value.isascii() and 0 < int(value) < 65536):
+            raise ConfigError("DATABASE_URL has a port that is not a number from 1 to 65535")
+        if key == "connect_timeout" and not (value.isdigit() and value.isascii()):
+            raise ConfigError("DATABASE_URL: connect_timeout must be a whole number of seconds")
 
 
 def _parse(name: str, raw: str) -> object:

@@ -6,6 +6,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +26,7 @@ class ChangeFile:
     etag: str
     size: int
     last_modified: datetime | None = None  # when it landed in the bucket, if listed
+    local_path: Path | None = None  # a file given with --inc-csv, keyed as if in the bucket
 
     @property
     def name(self) -> str:

@@ -29,8 +29,8 @@ def s3_settings(s3_endpoint: str) -> Settings:
     """Settings for a fresh, empty bucket of this test's own on the S3 endpoint."""
     settings = Settings(
         s3_endpoint=s3_endpoint,
-        s3_access_key_id="test-access-key-id",
-        s3_secret_access_key="test-secret-access-key",
+        s3_access_key_id="AKIA5Q7ZXW3NV2K8",
+        s3_secret_access_key="qW8zR2xV9nB4mK7pL3sT6yH1",
         s3_bucket=f"tickets-{next(_bucket_numbers)}",
     )
     make_s3_client(settings).create_bucket(Bucket=settings.s3_bucket)

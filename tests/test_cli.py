@@ -113,3 +113,10 @@ def test_dashboard_on_an_unmigrated_database_says_what_to_do(empty_db_url: str) 
         "Error: reporting.fn_inc_dashboard does not exist in this database: "
         "run `fleettickets migrate` first"
     )
+
+
+@pytest.mark.parametrize("value", ["2147483648", "0", "-5"])
+def test_an_out_of_range_max_features_is_a_usage_error(db_url: str, value: str) -> None:
+    result = run("dashboard", "--max-features", value, env={"DATABASE_URL": db_url})
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"Error: --max-features must be from 1 to 2,147,483,647 (got {value})"

@@ -143,3 +143,25 @@ def test_concurrent_runs_apply_each_migration_once(empty_db_url: str, tmp_path: 
     assert [] in (results[1], results[2])
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT count(*) FROM tickets.applied_once").fetchone() == (1,)
+
+
+def test_a_run_that_waited_says_what_the_other_run_applied(empty_db_url: str, tmp_path: Path) -> None:
+    from fleettickets.db import job_lock
+    from fleettickets.migrate import migrate_database
+    from fleettickets.settings import Settings
+
+    results = []
+    with psycopg.connect(empty_db_url, autocommit=True) as holder, job_lock(holder, "migrate"):
+        waiting = threading.Thread(target=lambda: results.append(migrate_database(Settings(database_url=empty_db_url))))
+        waiting.start()
+        with psycopg.connect(empty_db_url, autocommit=True) as probe:  # wait until it queues on the lock
+            for _ in range(200):
+                if probe.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]:
+                    break
+                threading.Event().wait(0.05)
+        applied = apply_migrations(holder)
+    waiting.join(60)
+
+    (plan,) = results
+    assert plan.pending == [] and plan.applied == []
+    assert plan.applied_meanwhile == applied and len(applied) == len(read_migrations(default_migrations_dir()))
