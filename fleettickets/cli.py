@@ -21,6 +21,7 @@ from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
 from fleettickets import report
 from fleettickets import status as pipeline_status
+from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
 from fleettickets.logs import redact, redact_data, setup_logging
 from fleettickets.settings import Settings
@@ -122,8 +123,12 @@ def adopt(app: App, apply: bool) -> None:
     help="Ingest this local change file instead of the bucket (repeatable, applied in the given order).",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--lock-wait", "lock_wait", type=click.FloatRange(min=0), default=DEFAULT_LOCK_WAIT_SECONDS,
+              show_default=True, metavar="SECONDS",
+              help="How long to wait for a lock held by another run before exiting 75.")  # fmt: skip
 @pass_app
-def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], as_json: bool) -> None:
+def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], as_json: bool,
+           lock_wait: float) -> None:  # fmt: skip
     """Apply every change file not yet ingested, oldest first, one transaction each.
 
     Without --apply nothing is written: each pending file is loaded inside a
@@ -134,7 +139,8 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
     if inc_csv and from_bucket:
         raise click.UsageError("--inc-csv and --from-bucket are alternatives")
     try:
-        result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None)
+        result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None,
+                                         lock_wait=lock_wait)  # fmt: skip
     except FleetTicketsError as exc:
         # A scheduler parsing stdout gets its document whatever happened.
         if as_json:

@@ -17,7 +17,7 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleettickets import clock
-from fleettickets.db import connect, job_lock
+from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS, connect, job_lock
 from fleettickets.errors import BadChangeFile, FleetTicketsError, UsageError
 from fleettickets.faults import crash_point
 from fleettickets.history import HistoryCapture, capture
@@ -85,11 +85,13 @@ class _Plan:
 def run_ingest(
     settings: Settings, *, apply: bool, local_files: list[Path] | None = None,
     now: datetime | None = None,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
 ) -> IngestReport:  # fmt: skip
     """Apply (or, without `apply`, preview) every change file not yet ingested.
 
     With `local_files`, those files are ingested in the given order through
-    the same code, and nothing is archived. `now` (default: the clock, read
+    the same code, and nothing is archived. A lock held by another run is
+    waited for up to `lock_wait` seconds. `now` (default: the clock, read
     once) is the run's instant: its history capture is as of then, so a run
     that starts before EAT midnight and commits after it writes the day it
     started on.
@@ -100,7 +102,7 @@ def run_ingest(
         check_local_files(local_files)
     report = IngestReport(applied=apply, run_id=new_run_id())
     client = None if local_files else make_s3_client(settings)
-    with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"):
+    with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest", wait_seconds=lock_wait):
         require_current_schema(conn)
         prepare_session(conn)
         if apply:

@@ -8,12 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from fleettickets.adopt import AdoptReport
+from fleettickets.clock import EAT
+from fleettickets.db import LockHolder
 from fleettickets.gazetteer import MAX_DISTANCE_KM
 from fleettickets.gazetteer_csv import ImportReport
 from fleettickets.geocoding import GeocodeReport
 from fleettickets.history import HistoryCapture, RebuildReport
 from fleettickets.ingest import IngestReport
-from fleettickets.clock import EAT
 from fleettickets.status import Status, eat_text, first_line
 
 
@@ -190,6 +191,8 @@ def status_text(status: Status) -> str:
         add("watermark", "nothing ingested yet")
     lines += _bucket_lines(f["bucket"])
     lines += _run_lines(f["runs"], f["ingest_running"])
+    if f.get("ingest_lock"):
+        add("lock", "ingest lock held by " + LockHolder(**f["ingest_lock"]).describe())
     tickets = f["tickets"]
     if tickets:
         placed = ", ".join(f"{tickets['placed'][k]} {k}" for k in ("feed", "location", "cluster", "none"))

@@ -26,10 +26,12 @@ def make_s3_client(settings: Settings, *, attempts: int | None = None):  # type:
     """A boto3 S3 client for the configured endpoint; credentials only from settings.
 
     `attempts` lowers the retry count for callers that want a quick answer
-    (a health check) rather than a patient one (the ingest).
+    (a health check) rather than a patient one (the ingest). A request that
+    hangs is bounded by the read timeout times the attempts (plus backoff); a
+    body that stalls mid-read fails after one read timeout.
     """
     settings.require("s3_endpoint", "s3_access_key_id", "s3_secret_access_key")
-    config = CLIENT_CONFIG
+    config = CLIENT_CONFIG.merge(Config(read_timeout=settings.s3_read_timeout_seconds))
     if attempts is not None:
         config = config.merge(Config(retries={"max_attempts": attempts, "mode": "standard"}))
     return boto3.client(

@@ -23,6 +23,7 @@ ENV_NAMES = {
     "s3_secret_access_key": "RUSTFS_SECRET_ACCESS_KEY",
     "s3_bucket": "RUSTFS_BUCKET",
     "s3_region": "RUSTFS_REGION",
+    "s3_read_timeout_seconds": "RUSTFS_READ_TIMEOUT_SECONDS",
     "inc_prefix": "INC_PREFIX",
     "geocoder_provider": "GEOCODER_PROVIDER",
     "geocoder_api_key": "GEOCODER_API_KEY",
@@ -34,7 +35,7 @@ ENV_NAMES = {
     "export_hours": "EXPORT_HOURS",
 }
 # Settings read as positive numbers, and as whole minutes.
-NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days")
+NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days", "s3_read_timeout_seconds")
 _INT_FIELDS = ("status_max_pending_minutes", "status_max_silence_minutes")
 EXPORT_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
@@ -51,6 +52,9 @@ class Settings:
     s3_secret_access_key: str | None = None
     s3_bucket: str = "tickets"
     s3_region: str = "us-east-1"
+    # Longest silence on an S3 socket before the read fails (and, for a
+    # request, is retried): a hung endpoint never holds a run for long.
+    s3_read_timeout_seconds: float = 60.0
     inc_prefix: str = "automations/inc/"
     geocoder_provider: str | None = None
     geocoder_api_key: str | None = None

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from fleettickets import clock
 from fleettickets.clock import EAT
-from fleettickets.db import connect, lock_key
+from fleettickets.db import connect, lock_holder
 from fleettickets.errors import FleetTicketsError
 from fleettickets.migrate import pending_migrations
 from fleettickets.s3 import make_s3_client
@@ -115,7 +115,9 @@ def gather(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]
     with connect(settings, autocommit=True) as conn:
         present = _present_tables(conn)
         facts: dict[str, Any] = {"now": now, "schema": _schema(conn)}
-        facts["ingest_running"] = _lock_held(conn)
+        holder = lock_holder(conn, "ingest")
+        facts["ingest_running"] = holder is not None
+        facts["ingest_lock"] = holder.as_dict() if holder else None
         facts["watermark"] = _watermark(conn, present)
         facts["runs"] = _runs(conn, present, facts["ingest_running"])
         facts["bucket"] = _bucket(conn, settings, present)
@@ -196,11 +198,8 @@ def _schema(conn: psycopg.Connection) -> dict[str, Any]:
 
 
 def _lock_held(conn: psycopg.Connection) -> bool:
-    """Whether an ingest holds its advisory lock right now (a bigint key: classid 0, objsubid 1)."""
-    return bool(_one(conn, "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-                           "WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted "
-                           "AND l.classid = 0 AND l.objid::bigint = %s AND l.objsubid = 1)",
-                     (lock_key("ingest"),)))  # fmt: skip
+    """Whether an ingest holds its advisory lock right now."""
+    return lock_holder(conn, "ingest") is not None
 
 
 def _watermark(conn: psycopg.Connection, present: set[str]) -> dict[str, Any] | None:

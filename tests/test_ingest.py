@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -193,16 +196,45 @@ def test_a_crashed_run_is_visible_as_unfinished(settings: Settings, stream: list
         assert conn.execute("SELECT count(*) FROM tickets.inc").fetchone() == (0,)
 
 
-def test_second_runner_exits_promptly_touching_nothing(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_second_runner_waits_then_exits_naming_the_holder(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
     upload(settings, stream[:2])
     with psycopg.connect(settings.database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
+        holder.execute("INSERT INTO tickets.ingest_runs (run_id) VALUES ('live-run')")
+        pid = holder.info.backend_pid
         before = fingerprint(settings.database_url)
-        result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path, timeout=30)
+        started = time.monotonic()
+        result = run_cli(["ingest", "--apply", "--lock-wait", "1.5"], job_env(settings.database_url, settings),
+                         tmp_path, timeout=30)  # fmt: skip
+        waited = time.monotonic() - started
         assert result.returncode == EXIT_LOCKED
-        assert "another fleettickets ingest run holds the lock" in result.stderr
+        assert 1.5 <= waited < 20
+        error = result.stderr.strip().splitlines()[-1]
+        assert error.startswith("Error: another fleettickets ingest run holds the lock (waited 1.5 s for it)")
+        for fact in (f"backend pid {pid}", "run live-run, holding it since 20", "state idle since ",
+                     f"SELECT pg_terminate_backend({pid});"):  # fmt: skip
+            assert fact in error, error
         assert fingerprint(settings.database_url) == before
         assert bucket_keys(settings) == sorted(PREFIX + "changes/" + n for n in names(stream[:2]))
+
+
+def test_a_lock_freed_within_the_wait_lets_the_run_proceed(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+    upload(settings, stream[:2])
+    holder = psycopg.connect(settings.database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
+    run = subprocess.Popen([sys.executable, "-m", "fleettickets", "ingest", "--apply", "--lock-wait", "60"],
+                           env=job_env(settings.database_url, settings), cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert run.stderr is not None
+    seen = [run.stderr.readline() for _ in range(1)]
+    while seen[-1] and "waiting up to 60 s" not in seen[-1]:
+        seen.append(run.stderr.readline())
+    assert "waiting up to 60 s" in seen[-1], seen
+    holder.close()  # as a dying run's session ends
+    out, _ = run.communicate(timeout=120)
+    assert run.returncode == 0
+    assert "total: 2 files" in out
+    assert db_state(settings.database_url) == expected_state(stream[:2])
 
 
 def test_two_concurrent_runs_apply_each_file_once(settings: Settings, stream: list[Path], tmp_path: Path) -> None:

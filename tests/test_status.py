@@ -110,6 +110,13 @@ def test_killed_run_is_unhealthy_but_a_live_run_is_not(settings: Settings, tmp_p
         assert checked.facts["ingest_running"] is True
         assert [r["status"] for r in checked.facts["runs"]] == ["running", "interrupted"]
         assert not any("never finished" in p for p in checked.problems)
+        holder = checked.facts["ingest_lock"]
+        assert (holder["pid"], holder["run_id"], holder["state"]) == (live.info.backend_pid, "live-run", "idle")
+        assert holder["since"] == checked.facts["runs"][0]["started_at"]
+        code, out, _ = status(settings, cwd=tmp_path)
+        assert f"lock       ingest lock held by backend pid {live.info.backend_pid} " in out, out
+        assert json.loads(status(settings, "--json", cwd=tmp_path)[1])["ingest_lock"]["run_id"] == "live-run"
+    assert report(settings).facts["ingest_lock"] is None
 
 
 def wait_for_backends_to_end(url: str) -> None:
