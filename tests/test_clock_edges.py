@@ -172,7 +172,7 @@ def test_pending_limit_edge(settings: Settings, tmp_path: Path) -> None:
 
 def snapshot_days(url: str) -> list[tuple[date, datetime]]:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT day, as_of FROM tickets.inc_daily_snapshot ORDER BY day").fetchall()
+        return conn.execute("SELECT snapshot_date, as_of FROM tickets.inc_daily_snapshot ORDER BY snapshot_date").fetchall()
 
 
 def test_a_run_that_starts_before_midnight_writes_the_day_it_started(
