@@ -9,7 +9,11 @@ migration 17's body did.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +24,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+from fleettickets import clock
 from fleettickets.ingest import run_ingest
 from fleettickets.settings import Settings
 from tests.crafted import EAT
@@ -264,3 +269,87 @@ def test_four_hundred_periods_are_allowed(conn: psycopg.Connection) -> None:
     assert len(series) == 400
     months = call(conn, "fn_inc_trends", p_from=date(1993, 1, 31), p_to=date(2026, 4, 1), p_grain="month")
     assert len(months["series"]) == 400
+
+
+# --- the commands ----------------------------------------------------------------
+
+
+def run(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, clock.NOW_ENV: TEST_NOW.isoformat()}
+    return subprocess.run([sys.executable, "-m", "fleettickets", *args], capture_output=True, text=True,
+                          env=env, cwd="/")  # fmt: skip
+
+
+def test_trends_json_is_the_payload_over_the_last_30_days(conn: psycopg.Connection, trend_url: str) -> None:
+    result = run("trends", "--format", "json", "--cluster", "Kayole", url=trend_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1
+    payload = json.loads(result.stdout)
+    assert (payload["from"], payload["to"]) == ((TODAY - timedelta(days=29)).isoformat(), TODAY.isoformat())
+    assert payload == call(conn, "fn_inc_trends", p_from=TODAY - timedelta(days=29), p_to=TODAY,
+                           p_cluster="Kayole")  # fmt: skip
+
+
+def test_trends_table_and_csv(conn: psycopg.Connection, trend_url: str) -> None:
+    first, last = TODAY - timedelta(days=40), TODAY
+    series = call(conn, "fn_inc_trends", p_from=first, p_to=last, p_grain="week")["series"]
+    table = run("trends", "--from", str(first), "--to", str(last), "--grain", "week", url=trend_url)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["period", "created", "closed", "ratio", "backlog", "breached",
+                                "mttr_median", "mttr_p90", "sla", "48h"]  # fmt: skip
+    assert len(lines) == len(series) + 1
+    assert len({len(line) for line in lines}) == 1, "columns are aligned"
+    first_row = lines[1].split()
+    assert first_row[0] == f"{series[0]['period_start']}..{series[0]['period_end']}"
+    assert first_row[2] == str(series[0]["closed"])
+    rate = series[0]["sla_compliance"]["rate"]
+    assert first_row[8] == ("-" if rate is None else f"{rate * 100:.1f}%")
+    sheet = run("trends", "--from", str(first), "--to", str(last), "--grain", "week", "--format", "csv",
+                url=trend_url)  # fmt: skip
+    assert sheet.returncode == 0, sheet.stderr
+    rows = list(csv.DictReader(io.StringIO(sheet.stdout)))
+    assert [r["period_start"] for r in rows] == [e["period_start"] for e in series]
+    for r, e in zip(rows, series):
+        assert int(r["closed"]) == e["closed"] and int(r["mttr_samples"]) == e["mttr_minutes"]["samples"]
+        assert r["mttr_median_minutes"] == ("" if e["mttr_minutes"]["median"] is None
+                                            else str(e["mttr_minutes"]["median"]))  # fmt: skip
+        assert r["sla_rate"] == ("" if e["sla_compliance"]["rate"] is None else str(e["sla_compliance"]["rate"]))
+        assert r["backlog_end"] == str(e["backlog_end"])
+
+
+def test_teams_in_three_formats(conn: psycopg.Connection, trend_url: str) -> None:
+    expected = call(conn, "fn_team_closures", p_from=TODAY - timedelta(days=29), p_to=TODAY)
+    as_json = run("teams", "--format", "json", url=trend_url)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == expected
+    table = run("teams", url=trend_url).stdout.splitlines()
+    assert table[0].split() == ["team", "closed", "mttr_median", "mttr_p90", "sla", "48h", "open_now",
+                                "open_breached"]  # fmt: skip
+    assert [line.split("  ")[0].strip() for line in table[1:]] == [t["team"] or "(no team)" for t in expected["teams"]]
+    assert len({len(line) for line in table}) == 1
+    rows = list(csv.DictReader(io.StringIO(run("teams", "--format", "csv", url=trend_url).stdout)))
+    assert [(r["team"], int(r["closed"]), int(r["open_now"])) for r in rows] == [
+        (t["team"] or "", t["closed"], t["open_now"]) for t in expected["teams"]]
+    assert {"mttr_median_minutes", "sla_rate", "contract_48h_rate", "open_breached_now"} <= set(rows[0])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["trends", "--grain", "fortnight"], "Error: --grain must be one of day, week, month (got 'fortnight')"),
+        (["trends", "--format", "xml"], "Error: --format must be one of table, json, csv (got 'xml')"),
+        (["teams", "--from", "2026-02-30"], "Error: --from must be a day as YYYY-MM-DD (EAT), not '2026-02-30'"),
+        (["teams", "--from", "2026-06-10", "--to", "2026-06-01"],
+         "Error: --from (2026-06-10) is after --to (2026-06-01); both days are inclusive"),
+        (["trends", "--from", "2026-06-16"], "Error: --from (2026-06-16) is after --to (2026-06-15); "
+                                             "both days are inclusive"),
+        (["trends", "--from", "2025-01-01", "--to", "2026-06-15"],
+         "Error: 2025-01-01 to 2026-06-15 is 531 periods of a day, more than 400: use a coarser --grain "
+         "(week or month) or a shorter range"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_one_line_and_exit_2_without_a_database(args: list[str], message: str) -> None:
+    result = run(*args, url="postgresql://nobody@127.0.0.1:1/unreachable")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip() == message
