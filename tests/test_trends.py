@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -353,3 +354,40 @@ def test_bad_arguments_are_one_line_and_exit_2_without_a_database(args: list[str
     result = run(*args, url="postgresql://nobody@127.0.0.1:1/unreachable")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.strip() == message
+
+
+# --- the documented contract -----------------------------------------------------
+
+DOC = (ROOT / "docs" / "dashboard-api-contract.md").read_text()
+
+
+def doc_section(heading: str) -> str:
+    start = DOC.index(f"\n## {heading}")
+    return DOC[start:DOC.index("\n## ", start + 1)]
+
+
+def field_paths(value: Any, prefix: str = "") -> set[str]:
+    if isinstance(value, dict):
+        paths: set[str] = set()
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths |= field_paths(child, path) or {path}
+        return paths
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return set().union(*(field_paths(item, f"{prefix}[]") for item in value))
+    return set()
+
+
+@pytest.mark.parametrize(
+    ("heading", "schema", "function"),
+    [("Trends", TRENDS_SCHEMA, "fn_inc_trends"), ("Team closures", TEAMS_SCHEMA, "fn_team_closures")],
+)
+def test_the_documented_examples_and_every_real_field_match(conn: psycopg.Connection, heading: str,
+                                                           schema: dict, function: str) -> None:  # fmt: skip
+    jsonschema.Draft202012Validator.check_schema(schema)
+    section = doc_section(heading)
+    (example,) = re.findall(r"```json\n(.*?)\n```", section, flags=re.S)
+    jsonschema.Draft202012Validator(schema).validate(json.loads(example))
+    payload = call(conn, function, p_from=FIRST_DAY, p_to=TODAY)
+    documented = set(re.findall(r"`([a-z_0-9.\[\]]+)`", section))
+    assert sorted(field_paths(payload) - documented - {"freshness." + k for k in payload.get("freshness", {})}) == []
