@@ -36,6 +36,7 @@ SELECT i.ticket_id, i.closed_at + interval '1 hour', i.closed_at, 'bench', false
        i.cluster, i.region, i.mttr / 60.0, i.sla_status
   FROM tickets.inc i
  WHERE i.closed_at IS NOT NULL AND NOT i.is_actionable
+ ORDER BY i.closed_at  -- the capture appends events in the order it observes them
 """
 DAILY_ROWS = """
 INSERT INTO tickets.inc_daily_snapshot (snapshot_date, as_of, open_total, open_breached,

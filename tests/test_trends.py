@@ -391,3 +391,17 @@ def test_the_documented_examples_and_every_real_field_match(conn: psycopg.Connec
     payload = call(conn, function, p_from=FIRST_DAY, p_to=TODAY)
     documented = set(re.findall(r"`([a-z_0-9.\[\]]+)`", section))
     assert sorted(field_paths(payload) - documented - {"freshness." + k for k in payload.get("freshness", {})}) == []
+
+
+def test_credit_found_by_key_when_the_closure_was_observed_before_the_range(db_url: str, tmp_path: Path) -> None:
+    """A closed_at later than the file that showed it (clock skew): the event predates the range."""
+    day = TODAY - timedelta(days=3)
+    shown = datetime(day.year, day.month, day.day, 7, tzinfo=EAT)
+    row = {"ticket_id": "F1", "normalized_status": "closed", "is_actionable": "false", "cluster": "Kayole",
+           "assigned_team": "East 2", "created_at_service": f"{day} 06:00:00", "closed_at": f"{day + timedelta(1)} 10:00:00"}  # fmt: skip
+    files = [write_file(tmp_path, shown, [row]),
+             write_file(tmp_path, shown + timedelta(days=2), [row | {"assigned_team": "West 9"}])]  # fmt: skip
+    assert run_ingest(Settings(database_url=db_url), apply=True, local_files=files, now=TEST_NOW).ok
+    with psycopg.connect(db_url, autocommit=True) as c:
+        teams = call(c, "fn_team_closures", p_from=day + timedelta(1), p_to=day + timedelta(1))["teams"]
+    assert [(t["team"], t["closed"]) for t in teams] == [("East 2", 1)]
