@@ -21,6 +21,7 @@ from fleettickets import ingest as ingestion
 from fleettickets import migrate as migrations
 from fleettickets import report
 from fleettickets import status as pipeline_status
+from fleettickets import trends as trend_reports
 from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
 from fleettickets.logs import redact, setup_logging
@@ -262,6 +263,54 @@ def map_command(app: App, out: Path, cluster: str | None, status: str | None, wi
     days = "1 backlog day" if result.backlog_days == 1 else f"{result.backlog_days} backlog days"
     click.echo(f"wrote {result.path} ({result.bytes_written / 1024:.0f} KB): {result.open_features} open "
                f"and {result.closed_features} closed tickets, {days}")  # fmt: skip
+
+
+range_options = [
+    click.option("--from", "date_from", metavar="YYYY-MM-DD", help="First EAT day (default: 29 days before --to)."),
+    click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Last EAT day, inclusive (default: today)."),
+    click.option("--cluster", help="Only this cluster (case is ignored)."),
+    click.option("--format", "output", default="table", show_default=True, metavar="table|json|csv",
+                 help="table for a person, csv for a spreadsheet, json: the payload unchanged."),
+]  # fmt: skip
+
+
+def with_range_options(command):  # type: ignore[no-untyped-def]
+    for option in reversed(range_options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@with_range_options
+@click.option("--grain", default="day", show_default=True, metavar="day|week|month",
+              help="One row per EAT day, ISO week (Monday first) or month; the ends are clipped to the range.")  # fmt: skip
+@pass_app
+def trends(app: App, date_from: str | None, date_to: str | None, cluster: str | None, output: str,
+           grain: str) -> None:  # fmt: skip
+    """Print created, closed, backlog, MTTR and SLA per period.
+
+    From reporting.fn_inc_trends: each period counts exactly what the
+    dashboard counts over the same days (docs/dashboard-api-contract.md).
+
+    Example: fleettickets trends --from 2026-03-01 --to 2026-05-31 --grain week
+    """
+    req = trend_reports.request(date_from, date_to, grain=grain, cluster=cluster, output=output)
+    click.echo(trend_reports.render_trends(trend_reports.fetch_trends(app.settings, req), output))
+
+
+@cli.command()
+@with_range_options
+@pass_app
+def teams(app: App, date_from: str | None, date_to: str | None, cluster: str | None, output: str) -> None:
+    """Print the closures of a range per team that closed them, and their open tickets now.
+
+    From reporting.fn_team_closures: a closure stays with the team that held
+    the ticket when it closed, whatever a later export says.
+
+    Example: fleettickets teams --from 2026-05-01 --to 2026-05-31 --format csv
+    """
+    req = trend_reports.request(date_from, date_to, cluster=cluster, output=output)
+    click.echo(trend_reports.render_team_closures(trend_reports.fetch_team_closures(app.settings, req), output))
 
 
 apply_option = click.option(

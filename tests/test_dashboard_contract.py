@@ -64,8 +64,8 @@ def test_an_empty_database_payload_matches_the_schema(db_url: str) -> None:
 
 
 def test_the_documented_example_matches_the_schema() -> None:
-    dashboard_part = DOC[: DOC.index("## Dispatch")]  # the dispatch example is checked in test_dispatch
-    blocks = re.findall(r"```json\n(.*?)\n```", dashboard_part, flags=re.S)
+    example = DOC[DOC.index("\n## Example\n"):DOC.index("\n## Field by field\n")]
+    blocks = re.findall(r"```json\n(.*?)\n```", example, flags=re.S)
     assert len(blocks) == 1
     validate(json.loads(blocks[0]))
 

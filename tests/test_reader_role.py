@@ -28,6 +28,8 @@ from tests.crafted import EAT, ago, insert, open_ticket
 READER = "fleettickets_reader"
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=EAT)
 ENTRY_POINTS = {
+    "reporting.fn_inc_trends(date,date,text,text,timestamp with time zone)",
+    "reporting.fn_team_closures(date,date,text,timestamp with time zone)",
     "reporting.fn_tickets_for_map(boolean)",
     "reporting.fn_inc_dashboard(text,text,text,date,date,integer,timestamp with time zone)",
     "reporting.fn_dispatch_candidates(double precision,double precision,integer,integer,text,text,text,"
@@ -109,6 +111,12 @@ def test_every_entry_point_answers(reader: psycopg.Connection) -> None:
     ).fetchone()[0]
     assert [c["ticket_id"] for c in candidates["candidates"]] == ["WOT000001", "WOT000002", "WOT000003"]
     assert candidates["unplaced_open"] == 1
+    trends = reader.execute("SELECT reporting.fn_inc_trends('2026-06-18', '2026-06-19', p_now => %s)",
+                            (NOW,)).fetchone()[0]  # fmt: skip
+    assert [(e["created"], e["backlog_end"]) for e in trends["series"]] == [(MAPPED_OPEN, None), (0, 7)]
+    teams = reader.execute("SELECT reporting.fn_team_closures('2026-06-19', '2026-06-20', p_now => %s)",
+                           (NOW,)).fetchone()[0]  # fmt: skip
+    assert [(t["team"], t["closed"], t["open_now"]) for t in teams["teams"]] == [(None, 0, MAPPED_OPEN + 1)]
     assert reader.execute("SELECT count(*) FROM tickets.inc_open_sla").fetchone()[0] == MAPPED_OPEN + 1
     assert reader.execute("SELECT snapshot_date::text, open_total, closed_today "
                           "FROM tickets.inc_daily_snapshot").fetchall() == [("2026-06-19", 7, 4)]  # fmt: skip
@@ -135,6 +143,9 @@ def test_every_entry_point_answers(reader: psycopg.Connection) -> None:
         "SELECT reporting.inc_dashboard_payload()",
         "SELECT reporting.inc_window('today', NULL, NULL, now())",
         "SELECT reporting.caller_reads_tickets()",
+        "SELECT * FROM reporting.inc_closed_between(now() - interval '1 day', now(), NULL, NULL)",
+        "SELECT reporting.inc_freshness(now())",
+        "SELECT reporting.mttr_summary(ARRAY[1, 2])",
         "SELECT * FROM tickets.capture_history()",
         "SELECT tickets.setup_reader_role('someone_else')",
         "SELECT * FROM tickets.inc_as_of(now())",
