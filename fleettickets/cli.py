@@ -6,8 +6,10 @@ import json
 import logging
 import sys
 from datetime import datetime
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import click
 import psycopg
@@ -145,11 +147,19 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
         # A scheduler parsing stdout gets its document whatever happened.
         if as_json:
             click.echo(report.ingest_failure_json(exc, exc.report, _known_secrets()))  # type: ignore[arg-type]
+        if apply:
+            _heartbeat(app, "heartbeat_url", exc)
+        raise
+    except Exception as exc:
+        if apply:
+            _heartbeat(app, "heartbeat_url", exc)
         raise
     if as_json:
         click.echo(report.ingest_json(result, _known_secrets()))
     else:
         _echo(report.ingest_text(result))
+    if apply:
+        _heartbeat(app, "heartbeat_url", None if result.ok else result, report.ingest_summary(result))
     if not result.ok:
         sys.exit(EXIT_FAILURE)
 
@@ -288,8 +298,8 @@ def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
 
     Example: fleettickets geocode-clusters --apply
     """
-    result = geocoding.geocode_clusters(app.settings, apply=apply, retry_failed=retry_failed)
-    _echo(report.geocode_text(result))
+    _geocode_run(app, apply, lambda: geocoding.geocode_clusters(app.settings, apply=apply,
+                                                                 retry_failed=retry_failed))  # fmt: skip
 
 
 @cli.command("geocode-locations")
@@ -308,10 +318,22 @@ def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bo
 
     Example: fleettickets geocode-locations --apply --limit 500
     """
-    result = geocoding.geocode_locations(
-        app.settings, apply=apply, limit=limit, retry_failed=retry_failed
-    )
-    _echo(report.geocode_text(result))
+    _geocode_run(app, apply, lambda: geocoding.geocode_locations(app.settings, apply=apply, limit=limit,
+                                                                  retry_failed=retry_failed))  # fmt: skip
+
+
+def _geocode_run(app: App, apply: bool, run: Callable[[], Any]) -> None:
+    """Run one geocoding command, print its report and, for --apply, ping its monitor."""
+    try:
+        result = run()
+    except Exception as exc:
+        if apply:
+            _heartbeat(app, "heartbeat_geocode_url", exc)
+        raise
+    text = report.geocode_text(result)
+    _echo(text)
+    if apply:
+        _heartbeat(app, "heartbeat_geocode_url", None, f"{_command_name()} ok: " + text.splitlines()[0])
 
 
 @cli.group()
@@ -472,6 +494,31 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
         sys.exit(EXIT_FAILURE)
     sys.exit(0)
+
+
+def _heartbeat(app: App, url_setting: str, failure: object, summary: str = "") -> None:
+    """Ping the run's push monitor, if one is set: success when `failure` is None.
+
+    A run that found the lock held pings nothing: the run holding it is
+    alive and pings for itself. Settings that do not load have no URL to ping.
+    """
+    from fleettickets import heartbeat
+    from fleettickets.errors import LockBusy
+
+    if isinstance(failure, LockBusy):
+        return
+    try:
+        url = getattr(app.settings, url_setting)
+    except FleetTicketsError:
+        return
+    if isinstance(failure, BaseException):
+        summary = f"{_command_name()} failed: {failure}"
+    heartbeat.ping(url, ok=failure is None, summary=summary, secrets=_known_secrets())
+
+
+def _command_name() -> str:
+    """The running command's name, as the operator typed it."""
+    return click.get_current_context().command_path.removeprefix("fleettickets ").strip() or "fleettickets"
 
 
 def _echo(text: str) -> None:

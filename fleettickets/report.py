@@ -51,6 +51,16 @@ def ingest_text(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
+def ingest_summary(report: IngestReport) -> str:
+    """One line for a heartbeat: the run's outcome and its totals."""
+    t = report.totals()
+    line = (f"ingest {'ok' if report.ok else 'failed'}: {len(report.files)} files, {t['inserted']} new, "
+            f"{t['updated']} changed, {t['rejected']} rejected, {len(report.archived)} archived "
+            f"in {report.seconds:.1f}s")  # fmt: skip
+    reasons = ([report.failed] if report.failed else []) + report.problems
+    return line + ("; " + "; ".join(reasons) if reasons else "")
+
+
 def adopt_text(report: AdoptReport) -> str:
     if report.state == "fresh":
         return "nothing to adopt: the database is empty; run `fleettickets migrate` to set it up"
