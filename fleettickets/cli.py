@@ -25,7 +25,7 @@ from fleettickets import report
 from fleettickets import status as pipeline_status
 from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
-from fleettickets.logs import redact, setup_logging
+from fleettickets.logs import redact, redact_data, setup_logging
 from fleettickets.settings import Settings
 from fleettickets.clock import EAT
 
@@ -404,6 +404,35 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
     else:
         _echo(report.status_line(result) if check else report.status_text(result))
     if check and not result.healthy:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.option("--geocoder", "probe_geocoder", is_flag=True,
+              help="Also send one request to the geocoding provider to check the key (uses quota).")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings and checks as one JSON document.")
+@pass_app
+def doctor(app: App, probe_geocoder: bool, as_json: bool) -> None:
+    """Check that this deployment is set up right, before the first run.
+
+    Lists every setting (secrets masked) with where it came from, then one
+    line per check: settings parse, database reachable and its version,
+    PostGIS, migrations, the reader role, clock skew with the database, the
+    bucket listable with files under its prefix, and (with --geocoder) the
+    geocoder key. Exits 1 when any check fails. Reads only; takes no lock.
+
+    Example: fleettickets doctor --geocoder
+    """
+    from fleettickets import doctor as doctoring
+
+    # The settings may not load, yet their secrets stay out of the log.
+    setup_logging(app.verbosity, secrets=_known_secrets())
+    diagnosis = doctoring.diagnose(geocoder=probe_geocoder)
+    if as_json:
+        click.echo(json.dumps(redact_data(diagnosis.as_dict(), _known_secrets()), ensure_ascii=False))
+    else:
+        _echo(doctoring.doctor_text(diagnosis))
+    if not diagnosis.ok:
         sys.exit(EXIT_FAILURE)
 
 
