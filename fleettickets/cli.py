@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -12,22 +13,36 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psycopg
 
-from fleettickets import __version__, clock, gazetteer_csv, geocoding, map_page
-from fleettickets import adopt as adoption
-from fleettickets import dashboard as dashboards
-from fleettickets import dispatch as dispatching
-from fleettickets import history as ticket_history
-from fleettickets import ingest as ingestion
-from fleettickets import migrate as migrations
-from fleettickets import report
-from fleettickets import status as pipeline_status
-from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS
+from fleettickets import __version__, clock, defaults
+from fleettickets.clock import EAT
 from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
 from fleettickets.logs import redact, redact_data, setup_logging
 from fleettickets.settings import Settings
-from fleettickets.clock import EAT
+
+
+class _Lazy:
+    """A library module imported on first use: `--help` and `--version` never load
+    psycopg, boto3 or httpx, and each command loads only what it calls."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(f"fleettickets.{self._name}"), attribute)
+
+
+adoption = _Lazy("adopt")
+dashboards = _Lazy("dashboard")
+dispatching = _Lazy("dispatch")
+gazetteer_csv = _Lazy("gazetteer_csv")
+geocoding = _Lazy("geocoding")
+ingestion = _Lazy("ingest")
+map_page = _Lazy("map_page")
+migrations = _Lazy("migrate")
+pipeline_status = _Lazy("status")
+report = _Lazy("report")
+ticket_history = _Lazy("history")
 
 logger = logging.getLogger("fleettickets")
 
@@ -125,7 +140,7 @@ def adopt(app: App, apply: bool) -> None:
     help="Ingest this local change file instead of the bucket (repeatable, applied in the given order).",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--lock-wait", "lock_wait", type=click.FloatRange(min=0), default=DEFAULT_LOCK_WAIT_SECONDS,
+@click.option("--lock-wait", "lock_wait", type=click.FloatRange(min=0), default=defaults.DEFAULT_LOCK_WAIT_SECONDS,
               show_default=True, metavar="SECONDS",
               help="How long to wait for a lock held by another run before exiting 75.")  # fmt: skip
 @pass_app
@@ -175,7 +190,7 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
               help="First day of a custom window (EAT, inclusive).")  # fmt: skip
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
               help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--max-features", type=int, default=dashboards.DEFAULT_MAX_FEATURES,
+@click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
               show_default=True, help="Cap on features per GeoJSON collection.")  # fmt: skip
 @click.option("--json", "compact", is_flag=True, help="One compact line of JSON.")
 @pass_app
@@ -203,12 +218,12 @@ def dashboard(app: App, cluster: str | None, status: str | None, window: str,
 @cli.command()
 @click.option("--near", required=True, metavar="LAT,LNG",
               help="Where the vehicle is, latitude first (decimal degrees).")  # fmt: skip
-@click.option("--limit", type=int, default=dispatching.DEFAULT_LIMIT, show_default=True,
+@click.option("--limit", type=int, default=defaults.DEFAULT_DISPATCH_LIMIT, show_default=True,
               help="How many candidates (at most 100).")  # fmt: skip
 @click.option("--within-km", type=float, help="Only tickets within this radius (needed by --order urgency).")
 @click.option("--cluster", help="Only this cluster (case is ignored).")
 @click.option("--team", help="Only this assigned team (case is ignored).")
-@click.option("--order", type=click.Choice(dispatching.ORDERS), default="distance", show_default=True,
+@click.option("--order", type=click.Choice(defaults.ORDERS), default="distance", show_default=True,
               help="distance: nearest first; urgency: breached, then at_risk, then the rest, each nearest first.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="The payload as one line of JSON, unchanged.")
 @pass_app
@@ -244,11 +259,11 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
               help="First day of a custom window (EAT, inclusive).")  # fmt: skip
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
               help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--max-features", type=int, default=dashboards.DEFAULT_MAX_FEATURES,
+@click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
               show_default=True, help="Cap on features per layer.")  # fmt: skip
-@click.option("--tiles", default=map_page.DEFAULT_TILES, show_default=True,
+@click.option("--tiles", default=defaults.DEFAULT_TILES, show_default=True,
               help="Background tile URL template, or 'none' for a plain background.")  # fmt: skip
-@click.option("--tiles-attribution", default=map_page.DEFAULT_ATTRIBUTION,
+@click.option("--tiles-attribution", default=defaults.DEFAULT_ATTRIBUTION,
               help="Attribution shown for the tiles (HTML).")  # fmt: skip
 @pass_app
 def map_command(app: App, out: Path, cluster: str | None, status: str | None, window: str,
@@ -511,12 +526,12 @@ def main(argv: list[str] | None = None) -> None:
     except FleetTicketsError as exc:
         click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
         sys.exit(exc.exit_status)
-    except psycopg.Error as exc:
-        # Expected failures are FleetTicketsError; this is the last line of defence.
-        message = f"database error: {type(exc).__name__}: {str(exc).strip()}"
-        click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
-        sys.exit(EXIT_FAILURE)
     except Exception as exc:
+        if _is_database_error(exc):
+            # Expected failures are FleetTicketsError; this is the last line of defence.
+            message = f"database error: {type(exc).__name__}: {str(exc).strip()}"
+            click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
+            sys.exit(EXIT_FAILURE)
         # Unforeseen: one line, never a traceback that could quote a secret.
         logger.debug("unexpected failure", exc_info=True)
         message = f"unexpected {type(exc).__name__}: {str(exc).strip()}"
@@ -548,6 +563,12 @@ def _heartbeat(app: App, url_setting: str, failure: object, summary: str = "") -
 def _command_name() -> str:
     """The running command's name, as the operator typed it."""
     return click.get_current_context().command_path.removeprefix("fleettickets ").strip() or "fleettickets"
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """A psycopg error, told without importing psycopg: a command that raised one has loaded it."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def _echo(text: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from fleettickets import clock
+from fleettickets import clock, defaults
 from fleettickets.db import connect
 from fleettickets.errors import DashboardArgumentError, FleetTicketsError
 from fleettickets.settings import Settings
@@ -17,7 +17,7 @@ from fleettickets.settings import Settings
 logger = logging.getLogger(__name__)
 
 WINDOWS = ("today", "yesterday", "last_7_days", "last_30_days", "this_month", "custom")
-DEFAULT_MAX_FEATURES = 10000
+DEFAULT_MAX_FEATURES = defaults.DEFAULT_MAX_FEATURES
 
 DASHBOARD_SQL = """
 SELECT reporting.fn_inc_dashboard(
