@@ -8,7 +8,9 @@ fresh database with every migration, writes the sample CSVs, and prints:
 - the floor on the same CSV in the same run: COPY into an unlogged staging table
   of text columns, then one INSERT ... SELECT of ticket_id and the row as jsonb
   into a plain table with only a primary key; and the ratio ingest / floor;
-- a run with nothing new, and a 2,000-row delta, as wall times.
+- a run with nothing new, and a 2,000-row delta, as wall times;
+- start-up apart: `fleettickets --version`, and the imports an ingest run pays
+  before it reads anything, each the median wall time of 5 fresh interpreters.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ def run_ingest(url: str, *paths: Path) -> tuple[float, int]:
     if result.returncode != 0:
         sys.exit(f"ingest failed: {result.stderr}")
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def startup_seconds(code: str, runs: int = 5) -> float:
+    """Median wall seconds of a fresh interpreter running `code` (process start included)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[runs // 2]
 
 
 def floor(url: str, path: Path) -> float:
@@ -134,6 +146,10 @@ def main() -> None:
         print(f"2,000-row delta: {seconds:.2f} s wall (process start included)")
         seconds, _ = run_ingest(url, small)  # already in the ledger: nothing to do
         print(f"run with nothing new: {seconds:.2f} s wall (process start included)")
+        version = startup_seconds("from fleettickets.cli import main; main(['--version'])")
+        loaded = startup_seconds("import fleettickets.cli, fleettickets.ingest")
+        print(f"start-up, paid by every scheduled run: `fleettickets --version` {version:.2f} s wall; "
+              f"an ingest's imports (psycopg, boto3 and the rest) {loaded:.2f} s wall")  # fmt: skip
     finally:
         if datadir is not None:
             stop_cluster(datadir)
