@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import sys
 from datetime import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,8 @@ pass_app = click.make_pass_decorator(App)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fleettickets")
-@click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-v", "--verbose", count=True, help="Debug detail in the log (also after the command).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log (also after the command).")
 @click.option(
     "--now", "pinned_now", metavar="INSTANT", envvar=clock.NOW_ENV, show_envvar=True,
     help="Act as if it were INSTANT (ISO 8601, EAT without an offset): history days, "
@@ -79,7 +80,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, pinned_now: str | None) -
 
     Settings come from the environment or a .env file in the working
     directory (see .env.example). Commands that write are dry runs unless
-    given --apply.
+    given --apply, except two that apply at once and preview with --dry-run:
+    migrate (as Flyway and yoyo do) and gazetteer import.
     """
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
@@ -90,16 +92,27 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, pinned_now: str | None) -
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="List pending migrations; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_app
-def migrate(app: App, dry_run: bool) -> None:
+def migrate(app: App, dry_run: bool, as_json: bool) -> None:
     """Apply pending schema migrations (migrations/NN_name.sql) in order.
+
+    It applies at once (no --apply needed, as Flyway and yoyo do); --dry-run
+    only lists what it would apply.
 
     Each file runs in its own transaction and is recorded with its sha256 in
     tickets.schema_migrations; an applied file that has since changed is refused.
 
     Example: fleettickets migrate --dry-run
     """
-    plan = migrations.migrate_database(app.settings, dry_run=dry_run)
+    with _json_errors(as_json):
+        plan = migrations.migrate_database(app.settings, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": True, "applied": not dry_run, "migrations": [m.filename for m in plan.pending],
+            "applied_meanwhile": list(plan.applied_meanwhile), "already_applied": len(plan.applied),
+        }))  # fmt: skip
+        return
     verb = "would apply" if dry_run else "applied"
     if plan.applied_meanwhile:
         click.echo(
@@ -134,7 +147,8 @@ def adopt(app: App, apply: bool) -> None:
 
 @cli.command()
 @click.option("--apply", is_flag=True, help="Write to the database and archive files (default: dry run).")
-@click.option("--from-bucket", is_flag=True, help="Read the bucket's changes/ folder (the default).")
+@click.option("--from-bucket", is_flag=True,
+              help="Read the bucket's changes/ folder: the default, so this does nothing; kept for old schedules.")
 @click.option(
     "--inc-csv", "inc_csv", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ingest this local change file instead of the bucket (repeatable, applied in the given order).",
@@ -181,38 +195,35 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
 
 @cli.command()
 @click.option("--cluster", help="Only this cluster (case is ignored).")
-@click.option("--status", help="Only this normalized status (open, in_progress, closed, ...).")
-@click.option(
-    "--window", default="today", show_default=True,
-    help="today, yesterday, last_7_days, last_30_days, this_month or custom (EAT days).",
-)  # fmt: skip
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
+              help="Only this normalized status.")
+@click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
+              show_default=True, help="EAT calendar days; custom takes --from and --to.")  # fmt: skip
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="First day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
 @click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
               show_default=True, help="Cap on features per GeoJSON collection.")  # fmt: skip
-@click.option("--json", "compact", is_flag=True, help="One compact line of JSON.")
+@click.option("--json", "compact", is_flag=True, help="The database's text unchanged, on one line.")
 @pass_app
 def dashboard(app: App, cluster: str | None, status: str | None, window: str,
               date_from: datetime | None, date_to: datetime | None,
               max_features: int, compact: bool) -> None:  # fmt: skip
-    """Print the dashboard payload exactly as the map receives it.
+    """Print the dashboard payload, indented for reading or, with --json, as the map receives it.
 
-    The JSON comes unchanged from reporting.fn_inc_dashboard (see
-    docs/dashboard-api-contract.md). Filters combine with AND.
+    With --json the text of reporting.fn_inc_dashboard is printed unchanged
+    (see docs/dashboard-api-contract.md); without it the same JSON is
+    indented, its numbers as Python writes them. Filters combine with AND.
 
     Example: fleettickets dashboard --window custom --from 2026-06-01 --to 2026-06-15
     """
-    payload = dashboards.fetch_dashboard(
+    text = dashboards.fetch_dashboard_text(
         app.settings, cluster=cluster, status=status, window=window,
         date_from=date_from.date() if date_from else None,
         date_to=date_to.date() if date_to else None, max_features=max_features,
     )  # fmt: skip
-    if compact:
-        click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-    else:
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    click.echo(text if compact else json.dumps(json.loads(text), ensure_ascii=False, indent=2))
 
 
 @cli.command()
@@ -252,12 +263,13 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write (replaced).")  # fmt: skip
 @click.option("--cluster", help="Only this cluster (case is ignored).")
-@click.option("--status", help="Only this normalized status (open, in_progress, closed, ...).")
-@click.option("--window", default="today", show_default=True,
-              help="today, yesterday, last_7_days, last_30_days, this_month or custom (EAT days).")  # fmt: skip
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
+              help="Only this normalized status.")
+@click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
+              show_default=True, help="EAT calendar days; custom takes --from and --to.")  # fmt: skip
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="First day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
 @click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
               show_default=True, help="Cap on features per layer.")  # fmt: skip
@@ -299,11 +311,15 @@ retry_option = click.option(
 )  # fmt: skip
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+
+
 @cli.command("geocode-clusters")
 @apply_option
 @retry_option
+@json_option
 @pass_app
-def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
+def geocode_clusters(app: App, apply: bool, retry_failed: bool, as_json: bool) -> None:
     """Give every ticket cluster one point, the map's coarse fallback.
 
     Each cluster (aliases such as QOA = Quarry Road followed) is searched as
@@ -313,7 +329,7 @@ def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
 
     Example: fleettickets geocode-clusters --apply
     """
-    _geocode_run(app, apply, lambda: geocoding.geocode_clusters(app.settings, apply=apply,
+    _geocode_run(app, apply, as_json, lambda: geocoding.geocode_clusters(app.settings, apply=apply,
                                                                  retry_failed=retry_failed))  # fmt: skip
 
 
@@ -321,8 +337,9 @@ def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
 @apply_option
 @click.option("--limit", type=click.IntRange(min=0), help="Send at most N queries this run.")
 @retry_option
+@json_option
 @pass_app
-def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bool) -> None:
+def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bool, as_json: bool) -> None:
     """Give the locations of open tickets a precise point.
 
     Network codes are stripped from location_name (NW_KAYOLE_JUNCTION_FDT3 is
@@ -333,20 +350,24 @@ def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bo
 
     Example: fleettickets geocode-locations --apply --limit 500
     """
-    _geocode_run(app, apply, lambda: geocoding.geocode_locations(app.settings, apply=apply, limit=limit,
+    _geocode_run(app, apply, as_json, lambda: geocoding.geocode_locations(app.settings, apply=apply, limit=limit,
                                                                   retry_failed=retry_failed))  # fmt: skip
 
 
-def _geocode_run(app: App, apply: bool, run: Callable[[], Any]) -> None:
+def _geocode_run(app: App, apply: bool, as_json: bool, run: Callable[[], Any]) -> None:
     """Run one geocoding command, print its report and, for --apply, ping its monitor."""
     try:
-        result = run()
+        with _json_errors(as_json):
+            result = run()
     except Exception as exc:
         if apply:
             _heartbeat(app, "heartbeat_geocode_url", exc)
         raise
     text = report.geocode_text(result)
-    _echo(text)
+    if as_json:
+        click.echo(report.geocode_json(result, _known_secrets()))
+    else:
+        _echo(text)
     if apply:
         _heartbeat(app, "heartbeat_geocode_url", None, f"{_command_name()} ok: " + text.splitlines()[0])
 
@@ -362,31 +383,43 @@ def gazetteer() -> None:
 @gazetteer.command("export")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="CSV file to write (overwritten).")  # fmt: skip
+@json_option
 @pass_app
-def gazetteer_export(app: App, out: Path) -> None:
+def gazetteer_export(app: App, out: Path, as_json: bool) -> None:
     """Write both gazetteers (clusters and locations) to one CSV file.
 
     Edit latitude, longitude and verified; leave the other columns as context.
 
     Example: fleettickets gazetteer export --out gazetteer.csv
     """
-    rows = gazetteer_csv.export_csv(app.settings, out)
-    click.echo(f"exported {rows} rows to {out}")
+    with _json_errors(as_json):
+        rows = gazetteer_csv.export_csv(app.settings, out)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "rows": rows, "out": str(out)}, ensure_ascii=False))
+    else:
+        click.echo(f"exported {rows} rows to {out}")
 
 
 @gazetteer.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and count the changes; write nothing.")
+@json_option
 @pass_app
-def gazetteer_import(app: App, file: Path) -> None:
+def gazetteer_import(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
     """Load a reviewed CSV back: corrected points and verified flags, all or nothing.
 
+    It applies at once; --dry-run does the whole import and rolls it back.
     Verified rows are never overwritten by geocoding. Bad coordinates or
     unknown columns are listed and nothing is applied.
 
     Example: fleettickets gazetteer import gazetteer.csv
     """
-    result = gazetteer_csv.import_csv(app.settings, file)
-    _echo(report.import_text(result))
+    with _json_errors(as_json):
+        result = gazetteer_csv.import_csv(app.settings, file, dry_run=dry_run)
+    if as_json:
+        click.echo(report.import_json(result, _known_secrets()))
+    else:
+        _echo(report.import_text(result))
 
 
 @cli.command()
@@ -463,7 +496,8 @@ def capture_history(app: App, apply: bool, as_json: bool) -> None:
 
     Example: fleettickets capture-history --apply
     """
-    result = ticket_history.capture_history(app.settings, apply=apply)
+    with _json_errors(as_json):
+        result = ticket_history.capture_history(app.settings, apply=apply)
     click.echo(report.history_json(result) if as_json else report.capture_text(result, applied=apply))
 
 
@@ -494,21 +528,55 @@ def rebuild(app: App, apply: bool, from_processed: bool, no_replay: bool, as_jso
     """
     if from_processed and no_replay:
         raise click.UsageError("--from-processed and --no-replay are alternatives")
-    result = ticket_history.rebuild_history(app.settings, apply=apply, replay=not no_replay)
+    with _json_errors(as_json):
+        result = ticket_history.rebuild_history(app.settings, apply=apply, replay=not no_replay)
     click.echo(report.history_json(result) if as_json else report.rebuild_text(result))
 
 
 @history.command("as-of")
-@click.argument("at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]))
+@click.argument("at", metavar="TIME", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]))
 @click.option("--ticket", "ticket_id", help="Only this ticket.")
 @pass_app
 def as_of(app: App, at: datetime, ticket_id: str | None) -> None:
-    """Print every ticket (or one) as it stood at AT (EAT wall-clock), one JSON line each.
+    """Print every ticket (or one) as it stood at TIME (EAT wall-clock), one JSON line each.
+
+    TIME is YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM:SS.
 
     Example: fleettickets history as-of "2026-06-16 18:00:00" --ticket WOT0715527
     """
     for row in ticket_history.as_of(app.settings, at.replace(tzinfo=EAT), ticket_id):
         click.echo(json.dumps(row, default=str, ensure_ascii=False))
+
+
+def _more_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.verbosity = max(app.verbosity, 0) + value
+        setup_logging(app.verbosity)
+
+
+def _quieter(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.verbosity = -1
+        setup_logging(app.verbosity)
+
+
+def _accept_verbosity_after_the_command(group: click.Group) -> None:
+    """`fleettickets ingest -v` means what `fleettickets -v ingest` does."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_verbosity_after_the_command(command)
+            continue
+        command.params += [
+            click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more_verbose,
+                         help="Debug detail in the log."),
+            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_quieter,
+                         help="Only warnings and errors in the log."),
+        ]  # fmt: skip
+
+
+_accept_verbosity_after_the_command(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -563,6 +631,19 @@ def _heartbeat(app: App, url_setting: str, failure: object, summary: str = "") -
 def _command_name() -> str:
     """The running command's name, as the operator typed it."""
     return click.get_current_context().command_path.removeprefix("fleettickets ").strip() or "fleettickets"
+
+
+@contextlib.contextmanager
+def _json_errors(as_json: bool) -> Iterator[None]:
+    """With --json, a failure still prints a JSON document carrying the error: stdout stays parseable."""
+    try:
+        yield
+    except Exception as exc:
+        if as_json:
+            known = isinstance(exc, FleetTicketsError)
+            error = str(exc) if known else f"{type(exc).__name__}: {str(exc).strip()}"
+            click.echo(json.dumps({"ok": False, "failed": redact(error, _known_secrets())}, ensure_ascii=False))
+        raise
 
 
 def _is_database_error(exc: BaseException) -> bool:

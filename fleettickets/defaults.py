@@ -7,6 +7,9 @@ for psycopg, boto3 and httpx.
 
 from __future__ import annotations
 
+# Dashboard windows (EAT calendar days) and the normalized statuses its filter knows.
+WINDOWS = ("today", "yesterday", "last_7_days", "last_30_days", "this_month", "custom")
+STATUSES = ("open", "assigned", "in_progress", "on_hold", "resolved", "closed", "cancelled")
 # Cap on features per GeoJSON collection of the dashboard payload.
 DEFAULT_MAX_FEATURES = 10000
 # Dispatch: the orders reporting.fn_dispatch_candidates knows, and its default limit.

@@ -96,7 +96,7 @@ def rebuild_text(report: RebuildReport) -> str:
 
 
 def history_json(data: HistoryCapture | RebuildReport) -> str:
-    return json.dumps(data.as_dict(), ensure_ascii=False)
+    return json.dumps({"ok": True, **data.as_dict()}, ensure_ascii=False)
 
 
 def ingest_json(report: IngestReport, secrets: Iterable[str] = ()) -> str:
@@ -158,12 +158,32 @@ def geocode_text(report: GeocodeReport) -> str:
     return "\n".join(lines)
 
 
+def import_json(result: ImportReport, secrets: Iterable[str] = ()) -> str:
+    document = {"ok": True, "applied": result.applied, "rows": result.rows,
+                "updated": [{"kind": k, "key": key} for k, key in result.changed],
+                "added": [{"kind": k, "key": key} for k, key in result.inserted],
+                "tickets_moved": result.tickets_moved}  # fmt: skip
+    return json.dumps(redact_data(document, secrets), ensure_ascii=False)
+
+
+def geocode_json(report: GeocodeReport, secrets: Iterable[str] = ()) -> str:
+    document = {"ok": True, "applied": report.applied, "run_id": report.run_id, "kind": report.kind,
+                "provider": report.provider, "places": report.places, "queries": report.queries,
+                "from_cache": report.from_cache, "sent_queries": report.sent_queries,
+                "requests_sent": report.requests_sent, "left": report.left, "statuses": dict(report.statuses),
+                "no_place_name": report.no_place_name, "no_cluster_point": report.no_cluster_point,
+                "sample": report.sample, "stopped": report.stopped}  # fmt: skip
+    return json.dumps(redact_data(document, secrets), ensure_ascii=False)
+
+
 def import_text(result: ImportReport) -> str:
-    lines = [f"{kind} {key}: updated" for kind, key in result.changed]
-    lines += [f"{kind} {key}: added" for kind, key in result.inserted]
+    would = "" if result.applied else "would be "
+    lines = [f"{kind} {key}: {would}updated" for kind, key in result.changed]
+    lines += [f"{kind} {key}: {would}added" for kind, key in result.inserted]
     lines.append(
-        f"imported {result.rows} rows: {len(result.changed)} updated, "
+        f"{'imported' if result.applied else 'would import'} {result.rows} rows: {len(result.changed)} updated, "
         f"{len(result.inserted)} added, {result.tickets_moved} tickets re-placed"
+        + ("" if result.applied else " (dry run: nothing written)")
     )
     return "\n".join(lines)
 def status_json(status: Status, secrets: Iterable[str] = ()) -> str:
