@@ -218,11 +218,12 @@ def dashboard(app: App, cluster: str | None, status: str | None, window: str,
 
     Example: fleettickets dashboard --window custom --from 2026-06-01 --to 2026-06-15
     """
-    text = dashboards.fetch_dashboard_text(
-        app.settings, cluster=cluster, status=status, window=window,
-        date_from=date_from.date() if date_from else None,
-        date_to=date_to.date() if date_to else None, max_features=max_features,
-    )  # fmt: skip
+    with _json_errors(compact):
+        text = dashboards.fetch_dashboard_text(
+            app.settings, cluster=cluster, status=status, window=window,
+            date_from=date_from.date() if date_from else None,
+            date_to=date_to.date() if date_to else None, max_features=max_features,
+        )  # fmt: skip
     click.echo(text if compact else json.dumps(json.loads(text), ensure_ascii=False, indent=2))
 
 
@@ -251,8 +252,9 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
     within_m = dispatching.within_metres(within_km)
     if order == "urgency" and within_m is None:
         raise DispatchArgumentError("--order urgency needs --within-km: it ranks every ticket inside that radius")
-    payload = dispatching.fetch_candidates(app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m,
-                                           cluster=cluster, team=team, order=order)  # fmt: skip
+    with _json_errors(as_json):
+        payload = dispatching.fetch_candidates(app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m,
+                                               cluster=cluster, team=team, order=order)  # fmt: skip
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     else:
@@ -445,8 +447,9 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
 
     Example: fleettickets status --check
     """
-    result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
-                                    max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
+    with _json_errors(as_json):
+        result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
+                                        max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
     if as_json:
         click.echo(report.status_json(result, _known_secrets()))
     else:

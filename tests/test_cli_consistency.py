@@ -83,3 +83,12 @@ def test_gazetteer_import_dry_run_writes_nothing(db_url: str, tmp_path: Path) ->
     assert preview.stdout.rstrip().endswith("(dry run: nothing written)")
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM tickets.geo_clusters").fetchone() == (0,)
+
+
+def test_reading_commands_print_a_json_failure_document(tmp_path: Path) -> None:
+    env = {**NO_SETTINGS, "DATABASE_URL": "postgresql://a@127.0.0.1:1/x"}
+    for args in (["status", "--json"], ["dashboard", "--json"], ["dispatch", "--near", "-1.29,36.82", "--json"]):
+        result = run_cli(args, env, tmp_path)
+        assert result.returncode == 1, args
+        document = json.loads(result.stdout)
+        assert document["ok"] is False and "cannot connect" in document["failed"], args
