@@ -14,6 +14,8 @@ fresh database with every migration, writes the sample CSVs, and prints:
   baseline two days before it), so its history capture reaches back that many
   days, as a late file, a replay or a test stream dated months back does;
 - a 2,000-row delta stamped now, and a run with nothing new, as wall times.
+- start-up apart: `fleettickets --version`, and the imports an ingest run pays
+  before it reads anything, each the median wall time of 5 fresh interpreters.
 """
 
 from __future__ import annotations
@@ -86,6 +88,16 @@ def split(url: str, path: Path, seconds: float) -> str:
             f"the rest (history capture, process start) {seconds - read_load - merge:.1f} s")  # fmt: skip
 
 
+def startup_seconds(code: str, runs: int = 5) -> float:
+    """Median wall seconds of a fresh interpreter running `code` (process start included)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[runs // 2]
+
+
 def floor(url: str, path: Path) -> float:
     """The cost of merely landing the rows as jsonb, measured on the same file."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -153,6 +165,10 @@ def main() -> None:
         print(f"2,000-row delta: {seconds:.2f} s wall (process start included)")
         seconds, _ = run_ingest(url, small)  # already in the ledger: nothing to do
         print(f"run with nothing new: {seconds:.2f} s wall (process start included)")
+        version = startup_seconds("from fleettickets.cli import main; main(['--version'])")
+        loaded = startup_seconds("import fleettickets.cli, fleettickets.ingest")
+        print(f"start-up, paid by every scheduled run: `fleettickets --version` {version:.2f} s wall; "
+              f"an ingest's imports (psycopg, boto3 and the rest) {loaded:.2f} s wall")  # fmt: skip
     finally:
         if datadir is not None:
             stop_cluster(datadir)

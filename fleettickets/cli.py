@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import logging
 import sys
 from datetime import datetime
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import click
-import psycopg
 
-from fleettickets import __version__, clock, gazetteer_csv, geocoding, map_page
-from fleettickets import adopt as adoption
-from fleettickets import dashboard as dashboards
-from fleettickets import dispatch as dispatching
-from fleettickets import history as ticket_history
-from fleettickets import ingest as ingestion
-from fleettickets import migrate as migrations
-from fleettickets import report
-from fleettickets import status as pipeline_status
-from fleettickets import trends as trend_reports
-from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS
-from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
-from fleettickets.logs import redact, setup_logging
-from fleettickets.settings import Settings
+from fleettickets import __version__, clock, defaults
 from fleettickets.clock import EAT
+from fleettickets.errors import EXIT_FAILURE, EXIT_USAGE, DispatchArgumentError, FleetTicketsError
+from fleettickets.logs import redact, redact_data, setup_logging
+from fleettickets.settings import Settings
+
+
+class _Lazy:
+    """A library module imported on first use: `--help` and `--version` never load
+    psycopg, boto3 or httpx, and each command loads only what it calls."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(f"fleettickets.{self._name}"), attribute)
+
+
+adoption = _Lazy("adopt")
+dashboards = _Lazy("dashboard")
+dispatching = _Lazy("dispatch")
+gazetteer_csv = _Lazy("gazetteer_csv")
+geocoding = _Lazy("geocoding")
+ingestion = _Lazy("ingest")
+map_page = _Lazy("map_page")
+migrations = _Lazy("migrate")
+pipeline_status = _Lazy("status")
+report = _Lazy("report")
+ticket_history = _Lazy("history")
+trend_reports = _Lazy("trends")
 
 logger = logging.getLogger("fleettickets")
 
@@ -49,8 +67,8 @@ pass_app = click.make_pass_decorator(App)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fleettickets")
-@click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-v", "--verbose", count=True, help="Debug detail in the log (also after the command).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log (also after the command).")
 @click.option(
     "--now", "pinned_now", metavar="INSTANT", envvar=clock.NOW_ENV, show_envvar=True,
     help="Act as if it were INSTANT (ISO 8601, EAT without an offset): history days, "
@@ -63,7 +81,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, pinned_now: str | None) -
 
     Settings come from the environment or a .env file in the working
     directory (see .env.example). Commands that write are dry runs unless
-    given --apply.
+    given --apply, except two that apply at once and preview with --dry-run:
+    migrate (as Flyway and yoyo do) and gazetteer import.
     """
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
@@ -74,16 +93,27 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, pinned_now: str | None) -
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="List pending migrations; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_app
-def migrate(app: App, dry_run: bool) -> None:
+def migrate(app: App, dry_run: bool, as_json: bool) -> None:
     """Apply pending schema migrations (migrations/NN_name.sql) in order.
+
+    It applies at once (no --apply needed, as Flyway and yoyo do); --dry-run
+    only lists what it would apply.
 
     Each file runs in its own transaction and is recorded with its sha256 in
     tickets.schema_migrations; an applied file that has since changed is refused.
 
     Example: fleettickets migrate --dry-run
     """
-    plan = migrations.migrate_database(app.settings, dry_run=dry_run)
+    with _json_errors(as_json):
+        plan = migrations.migrate_database(app.settings, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": True, "applied": not dry_run, "migrations": [m.filename for m in plan.pending],
+            "applied_meanwhile": list(plan.applied_meanwhile), "already_applied": len(plan.applied),
+        }))  # fmt: skip
+        return
     verb = "would apply" if dry_run else "applied"
     if plan.applied_meanwhile:
         click.echo(
@@ -118,13 +148,14 @@ def adopt(app: App, apply: bool) -> None:
 
 @cli.command()
 @click.option("--apply", is_flag=True, help="Write to the database and archive files (default: dry run).")
-@click.option("--from-bucket", is_flag=True, help="Read the bucket's changes/ folder (the default).")
+@click.option("--from-bucket", is_flag=True,
+              help="Read the bucket's changes/ folder: the default, so this does nothing; kept for old schedules.")
 @click.option(
     "--inc-csv", "inc_csv", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ingest this local change file instead of the bucket (repeatable, applied in the given order).",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--lock-wait", "lock_wait", type=click.FloatRange(min=0), default=DEFAULT_LOCK_WAIT_SECONDS,
+@click.option("--lock-wait", "lock_wait", type=click.FloatRange(min=0), default=defaults.DEFAULT_LOCK_WAIT_SECONDS,
               show_default=True, metavar="SECONDS",
               help="How long to wait for a lock held by another run before exiting 75.")  # fmt: skip
 @pass_app
@@ -146,60 +177,66 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
         # A scheduler parsing stdout gets its document whatever happened.
         if as_json:
             click.echo(report.ingest_failure_json(exc, exc.report, _known_secrets()))  # type: ignore[arg-type]
+        if apply:
+            _heartbeat(app, "heartbeat_url", exc)
+        raise
+    except Exception as exc:
+        if apply:
+            _heartbeat(app, "heartbeat_url", exc)
         raise
     if as_json:
         click.echo(report.ingest_json(result, _known_secrets()))
     else:
         _echo(report.ingest_text(result))
+    if apply:
+        _heartbeat(app, "heartbeat_url", None if result.ok else result, report.ingest_summary(result))
     if not result.ok:
         sys.exit(EXIT_FAILURE)
 
 
 @cli.command()
 @click.option("--cluster", help="Only this cluster (case is ignored).")
-@click.option("--status", help="Only this normalized status (open, in_progress, closed, ...).")
-@click.option(
-    "--window", default="today", show_default=True,
-    help="today, yesterday, last_7_days, last_30_days, this_month or custom (EAT days).",
-)  # fmt: skip
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
+              help="Only this normalized status.")
+@click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
+              show_default=True, help="EAT calendar days; custom takes --from and --to.")  # fmt: skip
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="First day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--max-features", type=int, default=dashboards.DEFAULT_MAX_FEATURES,
+@click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
               show_default=True, help="Cap on features per GeoJSON collection.")  # fmt: skip
-@click.option("--json", "compact", is_flag=True, help="One compact line of JSON.")
+@click.option("--json", "compact", is_flag=True, help="The database's text unchanged, on one line.")
 @pass_app
 def dashboard(app: App, cluster: str | None, status: str | None, window: str,
               date_from: datetime | None, date_to: datetime | None,
               max_features: int, compact: bool) -> None:  # fmt: skip
-    """Print the dashboard payload exactly as the map receives it.
+    """Print the dashboard payload, indented for reading or, with --json, as the map receives it.
 
-    The JSON comes unchanged from reporting.fn_inc_dashboard (see
-    docs/dashboard-api-contract.md). Filters combine with AND.
+    With --json the text of reporting.fn_inc_dashboard is printed unchanged
+    (see docs/dashboard-api-contract.md); without it the same JSON is
+    indented, its numbers as Python writes them. Filters combine with AND.
 
     Example: fleettickets dashboard --window custom --from 2026-06-01 --to 2026-06-15
     """
-    payload = dashboards.fetch_dashboard(
-        app.settings, cluster=cluster, status=status, window=window,
-        date_from=date_from.date() if date_from else None,
-        date_to=date_to.date() if date_to else None, max_features=max_features,
-    )  # fmt: skip
-    if compact:
-        click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-    else:
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    with _json_errors(compact):
+        text = dashboards.fetch_dashboard_text(
+            app.settings, cluster=cluster, status=status, window=window,
+            date_from=date_from.date() if date_from else None,
+            date_to=date_to.date() if date_to else None, max_features=max_features,
+        )  # fmt: skip
+    click.echo(text if compact else json.dumps(json.loads(text), ensure_ascii=False, indent=2))
 
 
 @cli.command()
 @click.option("--near", required=True, metavar="LAT,LNG",
               help="Where the vehicle is, latitude first (decimal degrees).")  # fmt: skip
-@click.option("--limit", type=int, default=dispatching.DEFAULT_LIMIT, show_default=True,
+@click.option("--limit", type=int, default=defaults.DEFAULT_DISPATCH_LIMIT, show_default=True,
               help="How many candidates (at most 100).")  # fmt: skip
 @click.option("--within-km", type=float, help="Only tickets within this radius (needed by --order urgency).")
 @click.option("--cluster", help="Only this cluster (case is ignored).")
 @click.option("--team", help="Only this assigned team (case is ignored).")
-@click.option("--order", type=click.Choice(dispatching.ORDERS), default="distance", show_default=True,
+@click.option("--order", type=click.Choice(defaults.ORDERS), default="distance", show_default=True,
               help="distance: nearest first; urgency: breached, then at_risk, then the rest, each nearest first.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="The payload as one line of JSON, unchanged.")
 @pass_app
@@ -216,8 +253,9 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
     within_m = dispatching.within_metres(within_km)
     if order == "urgency" and within_m is None:
         raise DispatchArgumentError("--order urgency needs --within-km: it ranks every ticket inside that radius")
-    payload = dispatching.fetch_candidates(app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m,
-                                           cluster=cluster, team=team, order=order)  # fmt: skip
+    with _json_errors(as_json):
+        payload = dispatching.fetch_candidates(app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m,
+                                               cluster=cluster, team=team, order=order)  # fmt: skip
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     else:
@@ -228,18 +266,19 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write (replaced).")  # fmt: skip
 @click.option("--cluster", help="Only this cluster (case is ignored).")
-@click.option("--status", help="Only this normalized status (open, in_progress, closed, ...).")
-@click.option("--window", default="today", show_default=True,
-              help="today, yesterday, last_7_days, last_30_days, this_month or custom (EAT days).")  # fmt: skip
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
+              help="Only this normalized status.")
+@click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
+              show_default=True, help="EAT calendar days; custom takes --from and --to.")  # fmt: skip
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="First day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
               help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--max-features", type=int, default=dashboards.DEFAULT_MAX_FEATURES,
+@click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
               show_default=True, help="Cap on features per layer.")  # fmt: skip
-@click.option("--tiles", default=map_page.DEFAULT_TILES, show_default=True,
+@click.option("--tiles", default=defaults.DEFAULT_TILES, show_default=True,
               help="Background tile URL template, or 'none' for a plain background.")  # fmt: skip
-@click.option("--tiles-attribution", default=map_page.DEFAULT_ATTRIBUTION,
+@click.option("--tiles-attribution", default=defaults.DEFAULT_ATTRIBUTION,
               help="Attribution shown for the tiles (HTML).")  # fmt: skip
 @pass_app
 def map_command(app: App, out: Path, cluster: str | None, status: str | None, window: str,
@@ -323,11 +362,15 @@ retry_option = click.option(
 )  # fmt: skip
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+
+
 @cli.command("geocode-clusters")
 @apply_option
 @retry_option
+@json_option
 @pass_app
-def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
+def geocode_clusters(app: App, apply: bool, retry_failed: bool, as_json: bool) -> None:
     """Give every ticket cluster one point, the map's coarse fallback.
 
     Each cluster (aliases such as QOA = Quarry Road followed) is searched as
@@ -337,16 +380,17 @@ def geocode_clusters(app: App, apply: bool, retry_failed: bool) -> None:
 
     Example: fleettickets geocode-clusters --apply
     """
-    result = geocoding.geocode_clusters(app.settings, apply=apply, retry_failed=retry_failed)
-    _echo(report.geocode_text(result))
+    _geocode_run(app, apply, as_json, lambda: geocoding.geocode_clusters(app.settings, apply=apply,
+                                                                 retry_failed=retry_failed))  # fmt: skip
 
 
 @cli.command("geocode-locations")
 @apply_option
 @click.option("--limit", type=click.IntRange(min=0), help="Send at most N queries this run.")
 @retry_option
+@json_option
 @pass_app
-def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bool) -> None:
+def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bool, as_json: bool) -> None:
     """Give the locations of open tickets a precise point.
 
     Network codes are stripped from location_name (NW_KAYOLE_JUNCTION_FDT3 is
@@ -357,10 +401,26 @@ def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bo
 
     Example: fleettickets geocode-locations --apply --limit 500
     """
-    result = geocoding.geocode_locations(
-        app.settings, apply=apply, limit=limit, retry_failed=retry_failed
-    )
-    _echo(report.geocode_text(result))
+    _geocode_run(app, apply, as_json, lambda: geocoding.geocode_locations(app.settings, apply=apply, limit=limit,
+                                                                  retry_failed=retry_failed))  # fmt: skip
+
+
+def _geocode_run(app: App, apply: bool, as_json: bool, run: Callable[[], Any]) -> None:
+    """Run one geocoding command, print its report and, for --apply, ping its monitor."""
+    try:
+        with _json_errors(as_json):
+            result = run()
+    except Exception as exc:
+        if apply:
+            _heartbeat(app, "heartbeat_geocode_url", exc)
+        raise
+    text = report.geocode_text(result)
+    if as_json:
+        click.echo(report.geocode_json(result, _known_secrets()))
+    else:
+        _echo(text)
+    if apply:
+        _heartbeat(app, "heartbeat_geocode_url", None, f"{_command_name()} ok: " + text.splitlines()[0])
 
 
 @cli.group()
@@ -374,31 +434,43 @@ def gazetteer() -> None:
 @gazetteer.command("export")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="CSV file to write (overwritten).")  # fmt: skip
+@json_option
 @pass_app
-def gazetteer_export(app: App, out: Path) -> None:
+def gazetteer_export(app: App, out: Path, as_json: bool) -> None:
     """Write both gazetteers (clusters and locations) to one CSV file.
 
     Edit latitude, longitude and verified; leave the other columns as context.
 
     Example: fleettickets gazetteer export --out gazetteer.csv
     """
-    rows = gazetteer_csv.export_csv(app.settings, out)
-    click.echo(f"exported {rows} rows to {out}")
+    with _json_errors(as_json):
+        rows = gazetteer_csv.export_csv(app.settings, out)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "rows": rows, "out": str(out)}, ensure_ascii=False))
+    else:
+        click.echo(f"exported {rows} rows to {out}")
 
 
 @gazetteer.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and count the changes; write nothing.")
+@json_option
 @pass_app
-def gazetteer_import(app: App, file: Path) -> None:
+def gazetteer_import(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
     """Load a reviewed CSV back: corrected points and verified flags, all or nothing.
 
+    It applies at once; --dry-run does the whole import and rolls it back.
     Verified rows are never overwritten by geocoding. Bad coordinates or
     unknown columns are listed and nothing is applied.
 
     Example: fleettickets gazetteer import gazetteer.csv
     """
-    result = gazetteer_csv.import_csv(app.settings, file)
-    _echo(report.import_text(result))
+    with _json_errors(as_json):
+        result = gazetteer_csv.import_csv(app.settings, file, dry_run=dry_run)
+    if as_json:
+        click.echo(report.import_json(result, _known_secrets()))
+    else:
+        _echo(report.import_text(result))
 
 
 @cli.command()
@@ -424,13 +496,43 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
 
     Example: fleettickets status --check
     """
-    result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
-                                    max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
+    with _json_errors(as_json):
+        result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
+                                        max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
     if as_json:
         click.echo(report.status_json(result, _known_secrets()))
     else:
         _echo(report.status_line(result) if check else report.status_text(result))
     if check and not result.healthy:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.option("--geocoder", "probe_geocoder", is_flag=True,
+              help="Also send one request to the geocoding provider to check the key (uses quota).")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings and checks as one JSON document.")
+@pass_app
+def doctor(app: App, probe_geocoder: bool, as_json: bool) -> None:
+    """Check that this deployment is set up right, before the first run.
+
+    Lists every setting (secrets masked) with where it came from, then one
+    line per check: settings parse, database reachable and its version,
+    PostGIS, migrations, the reader role, clock skew with the database, the
+    bucket listable with files under its prefix, and (with --geocoder) the
+    geocoder key. Exits 1 when any check fails. Reads only; takes no lock.
+
+    Example: fleettickets doctor --geocoder
+    """
+    from fleettickets import doctor as doctoring
+
+    # The settings may not load, yet their secrets stay out of the log.
+    setup_logging(app.verbosity, secrets=_known_secrets())
+    diagnosis = doctoring.diagnose(geocoder=probe_geocoder)
+    if as_json:
+        click.echo(json.dumps(redact_data(diagnosis.as_dict(), _known_secrets()), ensure_ascii=False))
+    else:
+        _echo(doctoring.doctor_text(diagnosis))
+    if not diagnosis.ok:
         sys.exit(EXIT_FAILURE)
 
 
@@ -446,7 +548,8 @@ def capture_history(app: App, apply: bool, as_json: bool) -> None:
 
     Example: fleettickets capture-history --apply
     """
-    result = ticket_history.capture_history(app.settings, apply=apply)
+    with _json_errors(as_json):
+        result = ticket_history.capture_history(app.settings, apply=apply)
     click.echo(report.history_json(result) if as_json else report.capture_text(result, applied=apply))
 
 
@@ -477,21 +580,55 @@ def rebuild(app: App, apply: bool, from_processed: bool, no_replay: bool, as_jso
     """
     if from_processed and no_replay:
         raise click.UsageError("--from-processed and --no-replay are alternatives")
-    result = ticket_history.rebuild_history(app.settings, apply=apply, replay=not no_replay)
+    with _json_errors(as_json):
+        result = ticket_history.rebuild_history(app.settings, apply=apply, replay=not no_replay)
     click.echo(report.history_json(result) if as_json else report.rebuild_text(result))
 
 
 @history.command("as-of")
-@click.argument("at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]))
+@click.argument("at", metavar="TIME", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]))
 @click.option("--ticket", "ticket_id", help="Only this ticket.")
 @pass_app
 def as_of(app: App, at: datetime, ticket_id: str | None) -> None:
-    """Print every ticket (or one) as it stood at AT (EAT wall-clock), one JSON line each.
+    """Print every ticket (or one) as it stood at TIME (EAT wall-clock), one JSON line each.
+
+    TIME is YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM:SS.
 
     Example: fleettickets history as-of "2026-06-16 18:00:00" --ticket WOT0715527
     """
     for row in ticket_history.as_of(app.settings, at.replace(tzinfo=EAT), ticket_id):
         click.echo(json.dumps(row, default=str, ensure_ascii=False))
+
+
+def _more_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.verbosity = max(app.verbosity, 0) + value
+        setup_logging(app.verbosity)
+
+
+def _quieter(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.verbosity = -1
+        setup_logging(app.verbosity)
+
+
+def _accept_verbosity_after_the_command(group: click.Group) -> None:
+    """`fleettickets ingest -v` means what `fleettickets -v ingest` does."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_verbosity_after_the_command(command)
+            continue
+        command.params += [
+            click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more_verbose,
+                         help="Debug detail in the log."),
+            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_quieter,
+                         help="Only warnings and errors in the log."),
+        ]  # fmt: skip
+
+
+_accept_verbosity_after_the_command(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -509,18 +646,62 @@ def main(argv: list[str] | None = None) -> None:
     except FleetTicketsError as exc:
         click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
         sys.exit(exc.exit_status)
-    except psycopg.Error as exc:
-        # Expected failures are FleetTicketsError; this is the last line of defence.
-        message = f"database error: {type(exc).__name__}: {str(exc).strip()}"
-        click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
-        sys.exit(EXIT_FAILURE)
     except Exception as exc:
+        if _is_database_error(exc):
+            # Expected failures are FleetTicketsError; this is the last line of defence.
+            message = f"database error: {type(exc).__name__}: {str(exc).strip()}"
+            click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
+            sys.exit(EXIT_FAILURE)
         # Unforeseen: one line, never a traceback that could quote a secret.
         logger.debug("unexpected failure", exc_info=True)
         message = f"unexpected {type(exc).__name__}: {str(exc).strip()}"
         click.echo(f"Error: {redact(message, _known_secrets())}", err=True)
         sys.exit(EXIT_FAILURE)
     sys.exit(0)
+
+
+def _heartbeat(app: App, url_setting: str, failure: object, summary: str = "") -> None:
+    """Ping the run's push monitor, if one is set: success when `failure` is None.
+
+    A run that found the lock held pings nothing: the run holding it is
+    alive and pings for itself. Settings that do not load have no URL to ping.
+    """
+    from fleettickets import heartbeat
+    from fleettickets.errors import LockBusy
+
+    if isinstance(failure, LockBusy):
+        return
+    try:
+        url = getattr(app.settings, url_setting)
+    except FleetTicketsError:
+        return
+    if isinstance(failure, BaseException):
+        summary = f"{_command_name()} failed: {failure}"
+    heartbeat.ping(url, ok=failure is None, summary=summary, secrets=_known_secrets())
+
+
+def _command_name() -> str:
+    """The running command's name, as the operator typed it."""
+    return click.get_current_context().command_path.removeprefix("fleettickets ").strip() or "fleettickets"
+
+
+@contextlib.contextmanager
+def _json_errors(as_json: bool) -> Iterator[None]:
+    """With --json, a failure still prints a JSON document carrying the error: stdout stays parseable."""
+    try:
+        yield
+    except Exception as exc:
+        if as_json:
+            known = isinstance(exc, FleetTicketsError)
+            error = str(exc) if known else f"{type(exc).__name__}: {str(exc).strip()}"
+            click.echo(json.dumps({"ok": False, "failed": redact(error, _known_secrets())}, ensure_ascii=False))
+        raise
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """A psycopg error, told without importing psycopg: a command that raised one has loaded it."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def _echo(text: str) -> None:

@@ -9,15 +9,15 @@ from typing import Any
 
 import psycopg
 
-from fleettickets import clock
+from fleettickets import clock, defaults
 from fleettickets.db import connect
 from fleettickets.errors import DashboardArgumentError, FleetTicketsError
 from fleettickets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-WINDOWS = ("today", "yesterday", "last_7_days", "last_30_days", "this_month", "custom")
-DEFAULT_MAX_FEATURES = 10000
+WINDOWS = defaults.WINDOWS
+DEFAULT_MAX_FEATURES = defaults.DEFAULT_MAX_FEATURES
 
 DASHBOARD_SQL = """
 SELECT reporting.fn_inc_dashboard(
@@ -25,6 +25,8 @@ SELECT reporting.fn_inc_dashboard(
     p_from => %(date_from)s, p_to => %(date_to)s, p_max_features => %(max_features)s,
     p_now => %(now)s)
 """
+
+DASHBOARD_TEXT_SQL = DASHBOARD_SQL.replace("p_now => %(now)s)", "p_now => %(now)s)::text")
 
 # The function's messages name its SQL parameters; an operator types options.
 _OPTION_NAMES = {
@@ -56,17 +58,26 @@ def fetch_dashboard(
         )  # fmt: skip
 
 
+def fetch_dashboard_text(settings: Settings, **arguments: Any) -> str:
+    """The payload as the database writes it, not parsed: what the map receives, byte for byte."""
+    arguments.setdefault("now", None)
+    arguments["now"] = arguments["now"] or clock.now()
+    arguments.setdefault("max_features", DEFAULT_MAX_FEATURES)
+    with connect(settings, autocommit=True) as conn:
+        return str(read_dashboard(conn, query=DASHBOARD_TEXT_SQL, **arguments))
+
+
 # p_max_features is an SQL integer; a larger number would not find the function.
 MAX_FEATURES_RANGE = (1, 2**31 - 1)
 
 
-def read_dashboard(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
+def read_dashboard(conn: psycopg.Connection, *, query: str = DASHBOARD_SQL, **arguments: Any) -> Any:
     low, high = MAX_FEATURES_RANGE
     cap = arguments.get("max_features")
     if cap is not None and not low <= cap <= high:
         raise DashboardArgumentError(f"--max-features must be from {low} to {high:,} (got {cap})")
     try:
-        row = conn.execute(DASHBOARD_SQL, arguments).fetchone()
+        row = conn.execute(query, arguments).fetchone()
     except psycopg.errors.InvalidParameterValue as exc:
         raise DashboardArgumentError(_for_operator(exc)) from None
     except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
@@ -75,8 +86,7 @@ def read_dashboard(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]
             "run `fleettickets migrate` first"
         ) from None
     assert row is not None
-    payload: dict[str, Any] = row[0]
-    return payload
+    return row[0]
 
 
 def _for_operator(exc: psycopg.Error) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from fleettickets import defaults
 from fleettickets.errors import ConfigError, FleetTicketsError, LockBusy
 from fleettickets.logs import redact
 from fleettickets.settings import Settings
@@ -57,7 +58,7 @@ CLIENT_KEYWORDS = {
 }
 # A run that finds its job's lock taken waits this long before giving up: far
 # more than the server needs to abandon a killed run (docs/operations.md).
-DEFAULT_LOCK_WAIT_SECONDS = 30.0
+DEFAULT_LOCK_WAIT_SECONDS = defaults.DEFAULT_LOCK_WAIT_SECONDS
 LOCK_POLL_SECONDS = 0.5
 
 

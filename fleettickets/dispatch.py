@@ -9,15 +9,15 @@ from typing import Any
 
 import psycopg
 
-from fleettickets import clock
+from fleettickets import clock, defaults
 from fleettickets.db import connect
 from fleettickets.errors import DispatchArgumentError, FleetTicketsError
 from fleettickets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ORDERS = ("distance", "urgency")
-DEFAULT_LIMIT = 10
+ORDERS = defaults.ORDERS
+DEFAULT_LIMIT = defaults.DEFAULT_DISPATCH_LIMIT
 
 DISPATCH_SQL = """
 SELECT reporting.fn_dispatch_candidates(

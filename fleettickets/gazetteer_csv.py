@@ -81,6 +81,7 @@ class ImportReport:
     inserted: list[tuple[str, str]] = field(default_factory=list)  # (kind, key)
     changed: list[tuple[str, str]] = field(default_factory=list)
     tickets_moved: int = 0
+    applied: bool = True
 
 
 def export_csv(settings: Settings, out: Path) -> int:
@@ -96,21 +97,24 @@ def export_csv(settings: Settings, out: Path) -> int:
     return len(rows)
 
 
-def import_csv(settings: Settings, path: Path) -> ImportReport:
+def import_csv(settings: Settings, path: Path, *, dry_run: bool = False) -> ImportReport:
     """Apply reviewed coordinates and `verified` flags, all or nothing.
 
     Only latitude, longitude and verified are taken from existing rows; new
     rows also take name, cluster_key and region. Changed coordinates become an
     'ok' operator answer (provider 'manual'); cleared ones a 'rejected' row.
+    A dry run does all of it and rolls it back, so its counts are the real ones.
     """
     edits = read_edits(path)
-    report = ImportReport(rows=len(edits))
+    report = ImportReport(rows=len(edits), applied=not dry_run)
     with connect(settings, autocommit=True) as conn, job_lock(conn, "geocode"):
         require_current_schema(conn)
         with conn.transaction():
             for edit in edits:
                 _apply(conn, edit, report)
             _refresh(conn, report)
+            if dry_run:
+                raise psycopg.Rollback()
     return report
 
 

@@ -22,15 +22,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from fleettickets import clock
+from fleettickets import clock, defaults
 from fleettickets.dashboard import DEFAULT_MAX_FEATURES, read_dashboard
 from fleettickets.db import connect
 from fleettickets.errors import FleetTicketsError
 from fleettickets.settings import Settings
 
 LEAFLET_VERSION = "1.9.4"
-DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-DEFAULT_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+DEFAULT_TILES = defaults.DEFAULT_TILES
+DEFAULT_ATTRIBUTION = defaults.DEFAULT_ATTRIBUTION
 GUARD_KM = 25  # the geocoding guard around each cluster point (docs/geocoding.md)
 NO_TILES = ("", "none")
 

@@ -51,6 +51,16 @@ def ingest_text(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
+def ingest_summary(report: IngestReport) -> str:
+    """One line for a heartbeat: the run's outcome and its totals."""
+    t = report.totals()
+    line = (f"ingest {'ok' if report.ok else 'failed'}: {len(report.files)} files, {t['inserted']} new, "
+            f"{t['updated']} changed, {t['rejected']} rejected, {len(report.archived)} archived "
+            f"in {report.seconds:.1f}s")  # fmt: skip
+    reasons = ([report.failed] if report.failed else []) + report.problems
+    return line + ("; " + "; ".join(reasons) if reasons else "")
+
+
 def adopt_text(report: AdoptReport) -> str:
     if report.state == "fresh":
         return "nothing to adopt: the database is empty; run `fleettickets migrate` to set it up"
@@ -86,7 +96,7 @@ def rebuild_text(report: RebuildReport) -> str:
 
 
 def history_json(data: HistoryCapture | RebuildReport) -> str:
-    return json.dumps(data.as_dict(), ensure_ascii=False)
+    return json.dumps({"ok": True, **data.as_dict()}, ensure_ascii=False)
 
 
 def ingest_json(report: IngestReport, secrets: Iterable[str] = ()) -> str:
@@ -148,12 +158,32 @@ def geocode_text(report: GeocodeReport) -> str:
     return "\n".join(lines)
 
 
+def import_json(result: ImportReport, secrets: Iterable[str] = ()) -> str:
+    document = {"ok": True, "applied": result.applied, "rows": result.rows,
+                "updated": [{"kind": k, "key": key} for k, key in result.changed],
+                "added": [{"kind": k, "key": key} for k, key in result.inserted],
+                "tickets_moved": result.tickets_moved}  # fmt: skip
+    return json.dumps(redact_data(document, secrets), ensure_ascii=False)
+
+
+def geocode_json(report: GeocodeReport, secrets: Iterable[str] = ()) -> str:
+    document = {"ok": True, "applied": report.applied, "run_id": report.run_id, "kind": report.kind,
+                "provider": report.provider, "places": report.places, "queries": report.queries,
+                "from_cache": report.from_cache, "sent_queries": report.sent_queries,
+                "requests_sent": report.requests_sent, "left": report.left, "statuses": dict(report.statuses),
+                "no_place_name": report.no_place_name, "no_cluster_point": report.no_cluster_point,
+                "sample": report.sample, "stopped": report.stopped}  # fmt: skip
+    return json.dumps(redact_data(document, secrets), ensure_ascii=False)
+
+
 def import_text(result: ImportReport) -> str:
-    lines = [f"{kind} {key}: updated" for kind, key in result.changed]
-    lines += [f"{kind} {key}: added" for kind, key in result.inserted]
+    would = "" if result.applied else "would be "
+    lines = [f"{kind} {key}: {would}updated" for kind, key in result.changed]
+    lines += [f"{kind} {key}: {would}added" for kind, key in result.inserted]
     lines.append(
-        f"imported {result.rows} rows: {len(result.changed)} updated, "
+        f"{'imported' if result.applied else 'would import'} {result.rows} rows: {len(result.changed)} updated, "
         f"{len(result.inserted)} added, {result.tickets_moved} tickets re-placed"
+        + ("" if result.applied else " (dry run: nothing written)")
     )
     return "\n".join(lines)
 def status_json(status: Status, secrets: Iterable[str] = ()) -> str:

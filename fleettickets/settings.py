@@ -33,12 +33,19 @@ ENV_NAMES = {
     "status_max_pending_minutes": "STATUS_MAX_PENDING_MINUTES",
     "status_max_silence_minutes": "STATUS_MAX_SILENCE_MINUTES",
     "export_hours": "EXPORT_HOURS",
+    "heartbeat_url": "HEARTBEAT_URL",
+    "heartbeat_geocode_url": "HEARTBEAT_GEOCODE_URL",
 }
 # Settings read as positive numbers, and as whole minutes.
 NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days", "s3_read_timeout_seconds")
 _INT_FIELDS = ("status_max_pending_minutes", "status_max_silence_minutes")
 EXPORT_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key")
+# A heartbeat URL is a secret too: whoever holds it can report a healthy run.
+SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key",
+                 "heartbeat_url", "heartbeat_geocode_url")  # fmt: skip
+# Secret URLs whose secret is their path and query: masking every 4-character
+# piece of the whole URL would mask "http" and "ping" in every message.
+URL_SECRET_FIELDS = ("heartbeat_url", "heartbeat_geocode_url")
 # What libpq accepts for sslmode; anything else fails only at connect time.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -69,6 +76,9 @@ class Settings:
     status_max_pending_minutes: int = 45
     status_max_silence_minutes: int = 60
     export_hours: str = "06:00-20:00"  # EAT wall-clock, when the exporter writes
+    # Dead-man's switch push monitors (Healthchecks.io convention), pinged after runs.
+    heartbeat_url: str | None = None
+    heartbeat_geocode_url: str | None = None
 
     @classmethod
     def from_env(
@@ -95,15 +105,33 @@ class Settings:
         to turn up in an error message.
         """
         merged = _merged_environment(environ, env_file)
-        values = [merged.get(ENV_NAMES[name], "").strip() for name in SECRET_FIELDS]
+        values = [merged.get(ENV_NAMES[name], "").strip() for name in SECRET_FIELDS if name not in URL_SECRET_FIELDS]
+        for name in URL_SECRET_FIELDS:
+            values += url_token_secrets(merged.get(ENV_NAMES[name], "").strip())
         values += database_url_secrets(merged.get("DATABASE_URL", "").strip())
         values.append(merged.get("PGPASSWORD", ""))
         return [v for v in values if v]
 
+    @classmethod
+    def sources(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
+    ) -> dict[str, str]:
+        """Where each setting's value comes from: "environment", ".env" or "default"."""
+        dotenv_path = env_file if env_file is not None else Path(".env")
+        from_file = {k for k, v in dotenv_values(dotenv_path).items() if v} if dotenv_path.is_file() else set()
+        env = os.environ if environ is None else environ
+        found = {}
+        for name in ENV_NAMES.values():
+            if name in env:  # set in the environment, even empty, it hides the file's value
+                found[name] = "environment" if env[name].strip() else "default"
+            else:
+                found[name] = ".env" if name in from_file else "default"
+        return found
+
     def validate(self) -> None:
         if self.database_url is not None:
             _check_database_url(self.database_url)
-        for name in ("s3_endpoint", "geocoder_base_url"):
+        for name in ("s3_endpoint", "geocoder_base_url", "heartbeat_url", "heartbeat_geocode_url"):
             value = getattr(self, name)
             if value is not None and urlsplit(value).scheme not in ("http", "https"):
                 raise ConfigError(f"{ENV_NAMES[name]} must be an http:// or https:// URL")
@@ -144,7 +172,9 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value in force, for log redaction."""
-        values = [getattr(self, name) for name in SECRET_FIELDS]
+        values = [getattr(self, name) for name in SECRET_FIELDS if name not in URL_SECRET_FIELDS]
+        for name in URL_SECRET_FIELDS:
+            values += url_token_secrets(getattr(self, name) or "")
         if self.database_url:
             values += database_url_secrets(self.database_url)
         values.append(os.environ.get("PGPASSWORD", ""))
@@ -193,6 +223,16 @@ def database_url_secrets(url: str) -> list[str]:
             found.append(value)
     found += [unquote(value) for value in found]
     return list(dict.fromkeys(value for value in found if value))
+
+
+def url_token_secrets(url: str) -> list[str]:
+    """The parts of a push-monitor URL that grant access: long path segments and query values."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    pieces = [unquote(segment) for segment in parts.path.split("/")]
+    pieces += [unquote(pair.partition("=")[2]) for pair in parts.query.split("&")]
+    return [piece for piece in dict.fromkeys(pieces) if len(piece) >= 8]
 
 
 def _check_database_url(url: str) -> None:
