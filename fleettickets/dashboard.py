@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, datetime
 from typing import Any
 
 import psycopg
 
-from fleettickets import clock, defaults
+from fleettickets import clock, defaults, entry_points
 from fleettickets.db import connect
-from fleettickets.errors import DashboardArgumentError, FleetTicketsError
+from fleettickets.errors import DashboardArgumentError
 from fleettickets.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,22 +75,6 @@ def read_dashboard(conn: psycopg.Connection, *, query: str = DASHBOARD_SQL, **ar
     cap = arguments.get("max_features")
     if cap is not None and not low <= cap <= high:
         raise DashboardArgumentError(f"--max-features must be from {low} to {high:,} (got {cap})")
-    try:
-        row = conn.execute(query, arguments).fetchone()
-    except psycopg.errors.InvalidParameterValue as exc:
-        raise DashboardArgumentError(_for_operator(exc)) from None
-    except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
-        raise FleetTicketsError(
-            "reporting.fn_inc_dashboard does not exist in this database: "
-            "run `fleettickets migrate` first"
-        ) from None
-    assert row is not None
-    return row[0]
+    return entry_points.call(conn, query, arguments, function="reporting.fn_inc_dashboard",
+                             option_names=_OPTION_NAMES, refusal=DashboardArgumentError)  # fmt: skip
 
-
-def _for_operator(exc: psycopg.Error) -> str:
-    text = exc.diag.message_primary or str(exc).strip()
-    if exc.diag.message_hint:
-        text = f"{text}. {exc.diag.message_hint}"
-    pattern = r"\b(" + "|".join(_OPTION_NAMES) + r")\b"
-    return re.sub(pattern, lambda m: _OPTION_NAMES[m.group(1)], text)

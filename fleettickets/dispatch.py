@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from fleettickets import clock, defaults
+from fleettickets import clock, defaults, entry_points
 from fleettickets.db import connect
-from fleettickets.errors import DispatchArgumentError, FleetTicketsError
+from fleettickets.errors import DispatchArgumentError
 from fleettickets.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -77,17 +76,10 @@ def fetch_candidates(
 
 
 def read_candidates(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
-    try:
-        row = conn.execute(DISPATCH_SQL, arguments).fetchone()
-    except psycopg.errors.InvalidParameterValue as exc:
-        raise DispatchArgumentError(_for_operator(exc)) from None
-    except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
-        raise FleetTicketsError(
-            "reporting.fn_dispatch_candidates does not exist in this database: "
-            "run `fleettickets migrate` first"
-        ) from None
-    assert row is not None
-    payload: dict[str, Any] = row[0]
+    payload: dict[str, Any] = entry_points.call(
+        conn, DISPATCH_SQL, arguments, function="reporting.fn_dispatch_candidates",
+        option_names=_OPTION_NAMES, refusal=DispatchArgumentError,
+    )  # fmt: skip
     return payload
 
 
@@ -103,10 +95,3 @@ def text_table(payload: dict[str, Any]) -> str:
     lines.append(f"{payload['unplaced_open']} open ticket(s) matching the filters have no point and were not offered")
     return "\n".join(lines)
 
-
-def _for_operator(exc: psycopg.Error) -> str:
-    text = exc.diag.message_primary or str(exc).strip()
-    if exc.diag.message_hint:
-        text = f"{text}. {exc.diag.message_hint}"
-    pattern = r"\b(" + "|".join(_OPTION_NAMES) + r")\b"
-    return re.sub(pattern, lambda m: _OPTION_NAMES[m.group(1)], text)

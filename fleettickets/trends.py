@@ -10,17 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import psycopg
-
-from fleettickets import clock
+from fleettickets import clock, entry_points
 from fleettickets.db import connect
-from fleettickets.errors import FleetTicketsError, UsageError
+from fleettickets.errors import UsageError
 from fleettickets.settings import Settings
 
 GRAINS = ("day", "week", "month")
@@ -75,11 +72,11 @@ def request(date_from: str | None, date_to: str | None, *, grain: str = "day", c
 
 
 def fetch_trends(settings: Settings, req: Request) -> dict[str, Any]:
-    return _fetch(settings, TRENDS_SQL, req)
+    return _fetch(settings, TRENDS_SQL, req, "reporting.fn_inc_trends")
 
 
 def fetch_team_closures(settings: Settings, req: Request) -> dict[str, Any]:
-    return _fetch(settings, TEAMS_SQL, req)
+    return _fetch(settings, TEAMS_SQL, req, "reporting.fn_team_closures")
 
 
 def render_trends(payload: dict[str, Any], output: str) -> str:
@@ -172,28 +169,12 @@ def _render(output: str, payload: dict[str, Any], items: list[dict[str, Any]],
 # --- database ---------------------------------------------------------------------
 
 
-def _fetch(settings: Settings, statement: str, req: Request) -> dict[str, Any]:
+def _fetch(settings: Settings, statement: str, req: Request, function: str) -> dict[str, Any]:
     arguments = {"first": req.first, "last": req.last, "grain": req.grain, "cluster": req.cluster, "now": req.now}
     with connect(settings, autocommit=True) as conn:
-        try:
-            row = conn.execute(statement, arguments).fetchone()
-        except psycopg.errors.InvalidParameterValue as exc:
-            raise UsageError(_for_operator(exc)) from None
-        except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
-            raise FleetTicketsError(
-                "reporting.fn_inc_trends does not exist in this database: run `fleettickets migrate` first"
-            ) from None
-    assert row is not None
-    payload: dict[str, Any] = row[0]
+        payload: dict[str, Any] = entry_points.call(conn, statement, arguments, function=function,
+                                                    option_names=_OPTION_NAMES, refusal=UsageError)  # fmt: skip
     return payload
-
-
-def _for_operator(exc: psycopg.Error) -> str:
-    text = exc.diag.message_primary or str(exc).strip()
-    if exc.diag.message_hint:
-        text = f"{text}. {exc.diag.message_hint}"
-    pattern = r"\b(" + "|".join(_OPTION_NAMES) + r")\b"
-    return re.sub(pattern, lambda m: _OPTION_NAMES[m.group(1)], text)
 
 
 def _day(option: str, text: str) -> date:
