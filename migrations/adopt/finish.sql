@@ -6,7 +6,7 @@
 -- valid from the watermark (the last file it applied) and marked
 -- `adopted:<key>`; the capture starts after them, so they never count as
 -- tickets opened or closed. The days and closures it captured are recorded as
--- kept, and the guard triggers of migration 22 keep them as recorded.
+-- kept, and the guard triggers of migration 33 keep them as recorded.
 
 INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
 SELECT i.ticket_id, w.watermark_ts, 'adopted:' || w.watermark_key, i.raw

@@ -63,3 +63,7 @@ BEGIN
     RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
+
+-- Internal, like every routine since migration 24: no EXECUTE for PUBLIC.
+REVOKE EXECUTE ON FUNCTION tickets.trg_keep_adopted_snapshot() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tickets.trg_keep_adopted_closures() FROM PUBLIC;
