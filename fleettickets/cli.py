@@ -194,18 +194,35 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
         sys.exit(EXIT_FAILURE)
 
 
+def with_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """Several options shared by commands, applied in the order listed."""
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+# The dashboard's filters, for `dashboard` and `map`: the same names and meanings.
+window_options = [
+    click.option("--cluster", help="Only this cluster (case is ignored)."),
+    click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
+                 help="Only this normalized status."),
+    click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
+                 show_default=True, help="EAT calendar days; custom takes --from and --to."),
+    click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
+                 help="First day of a custom window (EAT, inclusive)."),
+    click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
+                 help="Last day of a custom window (EAT, inclusive)."),
+    click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES, show_default=True,
+                 help="Cap on features per GeoJSON collection (per map layer)."),
+]  # fmt: skip
+
+
 @cli.command()
-@click.option("--cluster", help="Only this cluster (case is ignored).")
-@click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
-              help="Only this normalized status.")
-@click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
-              show_default=True, help="EAT calendar days; custom takes --from and --to.")  # fmt: skip
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-              help="First day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-              help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
-              show_default=True, help="Cap on features per GeoJSON collection.")  # fmt: skip
+@with_options(window_options)
 @click.option("--json", "compact", is_flag=True, help="The database's text unchanged, on one line.")
 @pass_app
 def dashboard(app: App, cluster: str | None, status: str | None, window: str,
@@ -265,17 +282,7 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
 @cli.command("map")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write (replaced).")  # fmt: skip
-@click.option("--cluster", help="Only this cluster (case is ignored).")
-@click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
-              help="Only this normalized status.")
-@click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
-              show_default=True, help="EAT calendar days; custom takes --from and --to.")  # fmt: skip
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-              help="First day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-              help="Last day of a custom window (EAT, inclusive).")  # fmt: skip
-@click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES,
-              show_default=True, help="Cap on features per layer.")  # fmt: skip
+@with_options(window_options)
 @click.option("--tiles", default=defaults.DEFAULT_TILES, show_default=True,
               help="Background tile URL template, or 'none' for a plain background.")  # fmt: skip
 @click.option("--tiles-attribution", default=defaults.DEFAULT_ATTRIBUTION,
@@ -305,22 +312,15 @@ def map_command(app: App, out: Path, cluster: str | None, status: str | None, wi
 
 
 range_options = [
-    click.option("--from", "date_from", metavar="YYYY-MM-DD", help="First EAT day (default: 29 days before --to)."),
-    click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Last EAT day, inclusive (default: today)."),
+    click.option("--from", "date_from", metavar="DATE", help="First EAT day (default: 29 days before --to)."),
+    click.option("--to", "date_to", metavar="DATE", help="Last EAT day, inclusive (default: today)."),
     click.option("--cluster", help="Only this cluster (case is ignored)."),
     click.option("--format", "output", default="table", show_default=True, metavar="table|json|csv",
                  help="table for a person, csv for a spreadsheet, json: the payload unchanged."),
 ]  # fmt: skip
 
-
-def with_range_options(command):  # type: ignore[no-untyped-def]
-    for option in reversed(range_options):
-        command = option(command)
-    return command
-
-
 @cli.command()
-@with_range_options
+@with_options(range_options)
 @click.option("--grain", default="day", show_default=True, metavar="day|week|month",
               help="One row per EAT day, ISO week (Monday first) or month; the ends are clipped to the range.")  # fmt: skip
 @pass_app
@@ -338,7 +338,7 @@ def trends(app: App, date_from: str | None, date_to: str | None, cluster: str | 
 
 
 @cli.command()
-@with_range_options
+@with_options(range_options)
 @pass_app
 def teams(app: App, date_from: str | None, date_to: str | None, cluster: str | None, output: str) -> None:
     """Print the closures of a range per team that closed them, and their open tickets now.
