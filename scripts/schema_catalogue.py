@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -182,6 +183,7 @@ class CatalogueObject:
     name: str
     definition: str
     triggers: tuple[str, ...] = ()  # "schema.trigger on schema.table", for tables
+    summary: str = ""  # the first sentence of its COMMENT
 
     @property
     def qualified(self) -> str:
@@ -198,8 +200,9 @@ _NOT_FROM_AN_EXTENSION = """
 """
 
 
-def _rows(conn: psycopg.Connection, query: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]
-    return conn.execute(query, params).fetchall()
+def _rows(conn: psycopg.Connection, query: str, *params: object) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+    return rows
 
 
 def _grants(conn: psycopg.Connection, acl_sql: str, target: str) -> list[str]:
@@ -218,6 +221,12 @@ def _grants(conn: psycopg.Connection, acl_sql: str, target: str) -> list[str]:
             for grantee, privileges in grouped.items()]
 
 
+def _summary(conn: psycopg.Connection, oid: int, catalog: str) -> str:
+    row = conn.execute("SELECT obj_description(%s::oid, %s)", (oid, catalog)).fetchone()
+    text = " ".join((row[0] if row and row[0] else "").split())
+    return re.split(r"(?<=[.:;])\s", text, maxsplit=1)[0].rstrip(".:;")
+
+
 def _comment(conn: psycopg.Connection, oid: int, catalog: str, target: str) -> list[str]:
     row = conn.execute(
         "SELECT quote_literal(obj_description(%s::oid, %s))", (oid, catalog)
@@ -234,7 +243,9 @@ def read_functions(conn: psycopg.Connection) -> list[CatalogueObject]:
            AND {_NOT_FROM_AN_EXTENSION.format(catalog="'pg_proc'", oid="p.oid")}
          ORDER BY n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)""", list(SCHEMAS))
     by_name: dict[tuple[str, str], list[str]] = {}
+    summaries: dict[tuple[str, str], str] = {}
     for oid, schema, name, signature, definition, prokind in functions:
+        summaries[(schema, name)] = summaries.get((schema, name)) or _summary(conn, oid, "pg_proc")
         keyword = "PROCEDURE" if prokind == "p" else "FUNCTION"
         parts = [definition.rstrip() + ";"]
         parts += _comment(conn, oid, "pg_proc", f"{keyword} {signature}")
@@ -242,7 +253,8 @@ def read_functions(conn: psycopg.Connection) -> list[CatalogueObject]:
                                f"proowner AS owner FROM pg_proc WHERE oid = {int(oid)}",
                          f"{keyword} {signature}")
         by_name.setdefault((schema, name), []).append("\n".join(parts))
-    return [CatalogueObject("function", schema, name, "\n\n".join(bodies))
+    return [CatalogueObject("function", schema, name, "\n\n".join(bodies),
+                            summary=summaries[(schema, name)])
             for (schema, name), bodies in by_name.items()]
 
 
@@ -260,7 +272,8 @@ def read_views(conn: psycopg.Connection) -> list[CatalogueObject]:
         parts += _column_comments(conn, oid, target)
         parts += _comment(conn, oid, "pg_class", f"VIEW {target}")
         parts += _relation_grants(conn, oid, "TABLE", target)
-        objects.append(CatalogueObject("view", schema, name, "\n".join(parts)))
+        objects.append(CatalogueObject("view", schema, name, "\n".join(parts),
+                                       summary=_summary(conn, oid, "pg_class")))
     return objects
 
 
@@ -350,13 +363,14 @@ def read_tables(conn: psycopg.Connection) -> list[CatalogueObject]:
         objects.append(CatalogueObject(
             "table", schema, name, "\n".join(parts),
             triggers=tuple(f"{schema}.{trigger} on {target}" for trigger, _ in triggers),
+            summary=_summary(conn, oid, "pg_class"),
         ))
     return objects
 
 
 def read_catalogue(conn: psycopg.Connection) -> list[CatalogueObject]:
     objects = read_tables(conn) + read_views(conn) + read_functions(conn)
-    return sorted(objects, key=lambda o: (SCHEMAS.index(o.schema), o.kind, o.name))
+    return sorted(objects, key=lambda o: (SCHEMAS.index(o.schema), list(KIND_FOLDERS).index(o.kind), o.name))
 
 
 def read_extensions(conn: psycopg.Connection) -> list[tuple[str, str]]:
@@ -447,12 +461,11 @@ def render_index(objects: list[CatalogueObject], extensions: list[tuple[str, str
         "",
     ]
     for schema in SCHEMAS:
-        lines += [f"## {schema}", ""]
-        for kind in KIND_FOLDERS:
-            names = [o for o in objects if o.schema == schema and o.kind == kind]
-            if names:
-                links = ", ".join(f"[{o.name}]({o.path.removeprefix(CATALOGUE_DIR + '/')})" for o in names)
-                lines += [f"- {KIND_FOLDERS[kind]}: {links}"]
+        lines += [f"## {schema}", "", "| object | kind | what (its comment) |", "|---|---|---|"]
+        for obj in objects:
+            if obj.schema == schema:
+                what = obj.summary.replace("|", "\\|")
+                lines.append(f"| [{obj.name}]({obj.path.removeprefix(CATALOGUE_DIR + '/')}) | {obj.kind} | {what} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -60,7 +60,7 @@ def test_every_object_has_a_file_naming_where_its_definition_comes_from(generate
     assert "schema/tickets/views/inc_open_sla.sql" in objects
     for path, text in objects.items():
         header = text.splitlines()[1]
-        assert re.search(r"created (or replaced )?in migrations/\d+_\w+\.sql|migrations runner", header, re.I), \
+        assert re.search(r"created (or replaced )?in migrations/\d+_\w+\.sql|migrations runner", header, re.IGNORECASE), \
             f"{path}: {header}"
     # Extensions' own functions are not part of the schema.
     assert not any("gbtreekey" in text for text in objects.values())
