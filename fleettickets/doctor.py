@@ -162,7 +162,7 @@ def _bucket(settings: Settings) -> Check:
 
 
 def _geocoder(settings: Settings) -> Check:
-    from fleettickets.geocoder import make_geocoder
+    from fleettickets.geocoding.providers import make_geocoder
 
     if not settings.geocoder_provider:
         return Check("geocoder", "fail", "GEOCODER_PROVIDER is not set")

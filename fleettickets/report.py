@@ -11,9 +11,9 @@ from typing import Any
 from fleettickets.adopt import AdoptReport
 from fleettickets.clock import EAT
 from fleettickets.db import LockHolder
-from fleettickets.gazetteer import MAX_DISTANCE_KM
-from fleettickets.gazetteer_csv import ImportReport
-from fleettickets.geocoding import GeocodeReport
+from fleettickets.geocoding.gazetteer import MAX_DISTANCE_KM
+from fleettickets.geocoding.gazetteer_file import ImportReport
+from fleettickets.geocoding.runs import GeocodeReport
 from fleettickets.history import HistoryCapture, RebuildReport
 from fleettickets.ingest import IngestReport
 from fleettickets.logs import redact_data

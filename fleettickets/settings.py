@@ -66,7 +66,7 @@ class Settings:
     geocoder_provider: str | None = None
     geocoder_api_key: str | None = None
     geocoder_base_url: str | None = None
-    # None: the provider's free-tier rate (fleettickets.geocoder).
+    # None: the provider's free-tier rate (fleettickets.geocoding.providers).
     geocoder_requests_per_second: float | None = None
     # Age after which 'not_found' and 'rejected' answers are asked again.
     geocoder_retry_failed_days: float = 30.0

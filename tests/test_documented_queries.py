@@ -28,7 +28,7 @@ import pytest
 from psycopg import sql
 
 from fleettickets import history
-from fleettickets.gazetteer_csv import import_csv
+from fleettickets.geocoding.gazetteer_file import import_csv
 from fleettickets.ingest import run_ingest
 from fleettickets.localdb import find_bindir
 from fleettickets.sample_stream import write_sample_stream

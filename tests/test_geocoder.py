@@ -1,4 +1,4 @@
-"""Tests for fleettickets.geocoder against a fake provider on 127.0.0.1."""
+"""Tests for fleettickets.geocoding.providers against a fake provider on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from fleettickets.errors import (
     GeocoderQuotaExhausted,
     GeocoderUnavailable,
 )
-from fleettickets.geocoder import (
+from fleettickets.geocoding.providers import (
     GeocodeAnswer,
     Geocoder,
     RateLimiter,
     make_geocoder,
     parse_retry_after,
-    redact,
 )
+from fleettickets.logs import redact
 from tests.geocode_server import (
     KEYS,
     FakeGeocodeServer,

@@ -10,8 +10,8 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED, GeocoderAuthError, GeocoderUnavailable
-from fleettickets.geocoder import make_geocoder
-from fleettickets.geocoding import geocode_clusters, geocode_locations
+from fleettickets.geocoding.providers import make_geocoder
+from fleettickets.geocoding.runs import geocode_clusters, geocode_locations
 from tests.geo_tools import (
     JUNCTION_QUERY,
     KAYOLE,
