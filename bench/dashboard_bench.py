@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from fleettickets.localdb import ensure_cluster, stop_cluster
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 from fleettickets.migrate import apply_migrations
 
 BENCH_DB = "fleettickets_bench"

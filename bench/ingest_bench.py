@@ -36,10 +36,10 @@ import psycopg
 from psycopg import sql
 
 from fleettickets import clock
-from fleettickets.localdb import ensure_cluster, stop_cluster
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 from fleettickets.migrate import apply_migrations
-from fleettickets.sample_stream import file_name, write_baseline_csv, write_delta_csv
-from fleettickets.source import EAT
+from fleettickets_dev.sample_stream import file_name, write_baseline_csv, write_delta_csv
+from fleettickets.clock import EAT
 
 BENCH_DB = "fleettickets_bench"
 

@@ -11,7 +11,6 @@ they read the deployed objects and cannot be carried over faithfully.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -21,8 +20,6 @@ from fleettickets.errors import AdoptRefused
 
 if TYPE_CHECKING:
     from fleettickets.adopt import AdoptReport
-
-logger = logging.getLogger(__name__)
 
 # tickets.inc columns as the deployed loader's documentation lists them: all but
 # ticket_id, raw and ingested_at are derived from raw (or placed by the trigger).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from typing import Any
 
@@ -13,9 +12,6 @@ from fleettickets.db import connect
 from fleettickets.errors import DashboardArgumentError
 from fleettickets.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-WINDOWS = defaults.WINDOWS
 DEFAULT_MAX_FEATURES = defaults.DEFAULT_MAX_FEATURES
 
 DASHBOARD_SQL = """

@@ -18,7 +18,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fleettickets.migrate import default_migrations_dir
-from fleettickets.source import EAT, parse_file_ts
+from fleettickets.clock import EAT
+from fleettickets.source import parse_file_ts
 from tests.stream_tools import expected_state
 
 DEPLOYED_DIR = Path(__file__).parent / "data" / "deployed"

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fleettickets.localdb import free_port
+from fleettickets_dev.localdb import free_port
 
 
 class FaultProxy:

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fleettickets.localdb import POSTGIS_HINT, ensure_cluster, postgis_available, stop_cluster
+from fleettickets_dev.localdb import POSTGIS_HINT, ensure_cluster, postgis_available, stop_cluster
 from fleettickets.migrate import apply_migrations
 
 TEMPLATE_DB = "fleettickets_test_template"

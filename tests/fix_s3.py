@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from fleettickets.localdb import free_port
+from fleettickets_dev.localdb import free_port
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 

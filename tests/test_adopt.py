@@ -11,11 +11,11 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED
-from fleettickets.faults import CRASH_EXIT_STATUS
+from fleettickets_dev.faults import CRASH_EXIT_STATUS
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
-from fleettickets.source import EAT
+from fleettickets.clock import EAT
 from tests.deployed_db import READER_ROLE, build_deployed_db
 from tests.stream_tools import bucket_keys, db_state, expected_state, job_env, run_cli, upload
 

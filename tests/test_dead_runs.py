@@ -15,7 +15,7 @@ import pytest
 from fleettickets.db import connect, lock_holder
 from fleettickets.errors import ConfigError
 from fleettickets.migrate import apply_migrations, read_migrations
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from tests.fix_db import migrations_copy
 from tests.stream_tools import bucket_keys, db_state, expected_state, job_env, upload

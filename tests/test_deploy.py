@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fleettickets.cli import cli
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import ENV_NAMES, Settings
 from tests.stream_tools import job_env, upload
 

@@ -30,8 +30,8 @@ from psycopg import sql
 from fleettickets import history
 from fleettickets.geocoding.gazetteer_file import import_csv
 from fleettickets.ingest import run_ingest
-from fleettickets.localdb import find_bindir
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.localdb import find_bindir
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from tests import history_model as model
 from tests.geodesic import geodesic_metres, sphere_metres

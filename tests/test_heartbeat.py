@@ -12,7 +12,7 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.heartbeat import fail_url
-from fleettickets.localdb import free_port
+from fleettickets_dev.localdb import free_port
 from fleettickets.settings import Settings
 from tests.stream_tools import job_env, run_cli
 

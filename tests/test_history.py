@@ -12,7 +12,7 @@ import pytest
 
 from fleettickets import clock, history
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from tests import history_model as model
 from tests.stream_tools import bucket_keys, expected_state, fingerprint, job_env, run_cli, upload

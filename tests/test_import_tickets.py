@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from import_tickets import commands, parse
 from tests.stream_tools import bucket_keys, db_state, expected_state, job_env, upload

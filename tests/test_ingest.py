@@ -15,9 +15,9 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED, FleetTicketsError
-from fleettickets.faults import CRASH_EXIT_STATUS
+from fleettickets_dev.faults import CRASH_EXIT_STATUS
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from tests.stream_tools import (
     bucket_keys,
@@ -377,7 +377,7 @@ def test_wide_files_and_odd_column_names_keep_every_column(settings: Settings, t
 
 
 def test_unreachable_bucket_is_one_clear_line(db_url: str, tmp_path: Path) -> None:
-    from fleettickets.localdb import free_port
+    from fleettickets_dev.localdb import free_port
 
     dead = Settings(s3_endpoint=f"http://127.0.0.1:{free_port()}", s3_access_key_id="AKIDEXAMPLE1",
                     s3_secret_access_key="TopSecretValue")  # fmt: skip

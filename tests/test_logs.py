@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from fleettickets.source import parse_file_ts
 from tests.stream_tools import job_env, run_cli, upload

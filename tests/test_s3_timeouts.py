@@ -12,7 +12,7 @@ import pytest
 
 from fleettickets.errors import FleetTicketsError
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
+from fleettickets_dev.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from tests.fault_proxy import fault_proxy
 from tests.stream_tools import db_state, expected_state, upload
