@@ -61,3 +61,10 @@ def now() -> datetime:
 def eat_day(moment: datetime) -> date:
     """The EAT calendar day an instant falls on (a UTC date is wrong from 21:00 to 24:00 UTC)."""
     return moment.astimezone(EAT).date()
+
+
+def eat_text(moment: datetime | None, *, seconds: bool = False, missing: str = "-") -> str:
+    """A moment as operators in Nairobi read it (2026-06-15 08:10 EAT); `missing` when there is none."""
+    if moment is None:
+        return missing
+    return moment.astimezone(EAT).strftime("%Y-%m-%d %H:%M:%S EAT" if seconds else "%Y-%m-%d %H:%M EAT")
