@@ -23,9 +23,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+from dashboard_bench import BENCH_DB, prepare, with_dbname  # type: ignore[import-not-found]
 from psycopg import sql
 
-from dashboard_bench import BENCH_DB, prepare, with_dbname  # type: ignore[import-not-found]
 from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 
 HISTORY = """

@@ -353,7 +353,7 @@ def _record_maker(
     def make(values: list[str]) -> dict[str, str | None]:
         chosen = pick(values)
         # map and dict.get keep the common case in C: "" -> None, text -> text.
-        record = dict(zip(names, map(_BLANK_TO_NONE, chosen, chosen)))
+        record = dict(zip(names, map(_BLANK_TO_NONE, chosen, chosen), strict=False))
         if any(map(str.isspace, chosen)):
             for name, value in record.items():
                 if value is not None and value.isspace():

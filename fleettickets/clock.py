@@ -12,7 +12,7 @@ database measures between two stamps it wrote itself (see docs/history.md,
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from fleettickets.errors import ConfigError
 
@@ -55,7 +55,7 @@ def now() -> datetime:
     text = os.environ.get(NOW_ENV)
     if text:
         return parse_instant(text)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def eat_day(moment: datetime) -> date:

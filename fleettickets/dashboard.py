@@ -46,11 +46,12 @@ def fetch_dashboard(
     Windows and hours open are as of `now` (default: the clock).
     """
     with connect(settings, autocommit=True) as conn:
-        return read_dashboard(
+        payload: dict[str, Any] = read_dashboard(
             conn, cluster=cluster, status=status, window=window,
             date_from=date_from, date_to=date_to, max_features=max_features,
             now=now or clock.now(),
         )  # fmt: skip
+    return payload
 
 
 def fetch_dashboard_text(settings: Settings, **arguments: Any) -> str:

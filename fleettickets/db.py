@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import logging
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterator

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ class Check:
 
 @dataclass
 class Diagnosis:
-    settings: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    settings: dict[str, dict[str, str | int | None]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -137,7 +137,7 @@ def _clock_skew(conn: Any) -> Check:
     before = time.time()
     server = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     after = time.time()
-    local = datetime.fromtimestamp((before + after) / 2, tz=timezone.utc)
+    local = datetime.fromtimestamp((before + after) / 2, tz=UTC)
     skew = (server - local).total_seconds()
     text = f"database clock {'ahead of' if skew >= 0 else 'behind'} this machine by {abs(skew):.1f}s"
     if abs(skew) > MAX_CLOCK_SKEW_SECONDS:

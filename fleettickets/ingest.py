@@ -17,18 +17,18 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleettickets import clock
+from fleettickets.clock import EAT
 from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS, connect, job_lock
 from fleettickets.errors import BadChangeFile, FleetTicketsError, UsageError
 from fleettickets.faults import crash_point
-from fleettickets.ledger import against_ledger
 from fleettickets.history import HistoryCapture, capture
+from fleettickets.ledger import against_ledger
 from fleettickets.load import FileResult, load_change_file, prepare_session
-from fleettickets.migrate import require_current_schema
 from fleettickets.logs import new_run_id, progress_reader
+from fleettickets.migrate import require_current_schema
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 from fleettickets.source import (
-    EAT,
     ChangeFile,
     archive_change_file,
     list_change_files,

@@ -206,7 +206,10 @@ def status_line(status: Status) -> str:
 def status_text(status: Status) -> str:
     f = status.facts
     lines = [f"fleettickets status at {eat_text(f.now)}"]
-    add = lambda label, text: lines.append(f"{label:<11}{text}")  # noqa: E731
+
+    def add(label: str, text: str) -> None:
+        lines.append(f"{label:<11}{text}")
+
     if f.schema.error:
         add("schema", f"error: {f.schema.error}")
     else:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
@@ -86,7 +87,7 @@ class Settings:
     ) -> Settings:
         """Read settings; real environment variables win over the `.env` file."""
         merged = _merged_environment(environ, env_file)
-        values: dict[str, str | float] = {}
+        values: dict[str, Any] = {}
         for field in fields(cls):
             raw = merged.get(ENV_NAMES[field.name], "").strip()
             if raw:

@@ -14,10 +14,10 @@ from fleettickets import clock
 from fleettickets.clock import EAT, eat_text
 from fleettickets.db import LockHolder, connect, lock_holder
 from fleettickets.errors import FleetTicketsError
+from fleettickets.ledger import against_ledger
 from fleettickets.migrate import pending_migrations
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
-from fleettickets.ledger import against_ledger
 from fleettickets.source import ChangeFile, list_change_files
 
 RECENT_RUNS = 5
@@ -513,7 +513,7 @@ def _row(conn: psycopg.Connection, query: Any, params: Any = None) -> dict[str, 
 def _rows(conn: psycopg.Connection, query: Any, params: Any = None) -> list[dict[str, Any]]:
     cursor = conn.execute(query, params)
     names = [c.name for c in cursor.description or []]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _clock(text: str) -> time:

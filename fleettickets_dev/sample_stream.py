@@ -263,7 +263,7 @@ def delta_indexes(rows: int, *, baseline_rows: int, seed: int = 7) -> Iterator[i
     stride = _coprime_stride(baseline_rows)
     first = _digest(seed, -2) % baseline_rows
     walk = ((first + j * stride) % baseline_rows for j in range(baseline_rows))
-    final = []
+    final: list[int] = []
     for index in walk:
         if rows == 0:
             return

@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from fleettickets import clock
-from fleettickets.db import lock_key
-from fleettickets_dev.faults import CRASH_EXIT_STATUS
-from fleettickets.ingest import run_ingest
-from fleettickets_dev.localdb import free_port
-from fleettickets.migrate import default_migrations_dir, read_migrations
-from fleettickets_dev.sample_stream import write_sample_stream
-from fleettickets.settings import Settings
 from fleettickets.clock import EAT
+from fleettickets.db import lock_key
+from fleettickets.ingest import run_ingest
+from fleettickets.migrate import default_migrations_dir, read_migrations
+from fleettickets.settings import Settings
 from fleettickets.status import GazetteerCount, HistoryFacts, report
-from tests.stream_tools import job_env, run_cli, upload
+from fleettickets_dev.faults import CRASH_EXIT_STATUS
+from fleettickets_dev.localdb import free_port
+from fleettickets_dev.sample_stream import write_sample_stream
+from tests.stream_tools import PREFIX, job_env, run_cli, upload
 
-
-PREFIX = "automations/inc/"
 MIGRATIONS = read_migrations(default_migrations_dir())
-
-
-@pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
 
 
 def recent_stream(folder: Path, newest_minutes_ago: int = 5) -> list[Path]:
@@ -134,7 +127,7 @@ def test_files_waiting_too_long_are_unhealthy(settings: Settings, tmp_path: Path
     upload(settings, stream)
     assert report(settings).healthy, "files that just landed are not stale"
     # A file waits from when it landed, by the S3 server's own (real) clock.
-    later = datetime.now(timezone.utc) + timedelta(minutes=50)
+    later = datetime.now(UTC) + timedelta(minutes=50)
     stale = report(settings, now=later)
     [problem] = [p for p in stale.problems if "waiting" in p]
     assert problem.startswith(f"2 file(s) waiting in changes/, oldest {PREFIX}changes/")

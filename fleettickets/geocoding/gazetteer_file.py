@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -17,7 +17,7 @@ from psycopg import sql
 from fleettickets.clean import parse_bool
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import GazetteerImportError
-from fleettickets.geocoding.tables import TABLES, GazetteerTable, place_key, refresh_geometry
+from fleettickets.geocoding.tables import TABLES, GazetteerTable, Kind, place_key, refresh_geometry
 from fleettickets.migrate import require_current_schema
 from fleettickets.settings import Settings
 
@@ -60,7 +60,7 @@ SELECT 'location', g.location_key, g.location_name, g.cluster_key, g.region, g.l
 @dataclass(frozen=True)
 class Edit:
     line: int
-    kind: str
+    kind: Kind
     key: str
     name: str
     cluster_key: str | None
@@ -108,7 +108,7 @@ def import_csv(settings: Settings, path: Path, *, dry_run: bool = False) -> Impo
                 _apply(conn, edit, report)
             _refresh(conn, report)
             if dry_run:
-                raise psycopg.Rollback()
+                raise psycopg.Rollback
     return report
 
 
@@ -172,7 +172,7 @@ def _as_row(header: list[str], values: list[str]) -> dict[str, Any]:
     if len(values) > len(header):
         raise ValueError(f"{len(values)} cells, but the header has {len(header)} columns")
     # A spreadsheet may drop trailing empty cells: those read as blank.
-    return dict(zip(header, values + [""] * (len(header) - len(values))))
+    return dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -204,7 +204,7 @@ def _header_problems(header: list[str]) -> list[str]:
 
 
 def _edit(line: int, row: dict[str, Any]) -> Edit:
-    kind = (row.get("kind") or "").strip().lower()
+    kind = cast(Kind, (row.get("kind") or "").strip().lower())
     if kind not in TABLES:
         raise ValueError(f"kind must be 'cluster' or 'location', not {row.get('kind')!r}")
     key = place_key(row.get("key"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -62,7 +62,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
 
 
@@ -345,7 +345,7 @@ class LocationIQ(Geocoder):
     provider = "locationiq"
     label = "LocationIQ"
     path = "/v1/search"
-    default_base_url = "https://us1.locationiq.com"
+    default_base_url: ClassVar[str | None] = "https://us1.locationiq.com"
 
     def _params(self, query: str, bias_box: BiasBox | None) -> dict[str, str]:
         params = {"q": query, "format": "json", "countrycodes": "ke", "limit": "1"}
