@@ -238,8 +238,11 @@ def _write_state(path: Path, state: dict[str, dict[str, Any]]) -> None:
 def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: Settings, tmp_path: Path) -> None:
     """Hand-written files, since generated content always trails by more than 48 h."""
     day = clock.now().astimezone(model.EAT).date() - timedelta(days=3)
-    at = lambda d, h, m=0: (datetime.combine(day + timedelta(days=d), datetime.min.time())  # noqa: E731
-                            + timedelta(hours=h, minutes=m)).strftime("%Y-%m-%d %H:%M:%S")  # fmt: skip
+
+    def at(d: int, h: int, m: int = 0) -> str:
+        moment = datetime.combine(day + timedelta(days=d), datetime.min.time()) + timedelta(hours=h, minutes=m)
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
     almost = (clock.now().astimezone(model.EAT) - timedelta(hours=47, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
     header = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,closed_at\n"
     files = {
