@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from fleettickets.localdb import ensure_cluster, stop_cluster
 from fleettickets.migrate import apply_migrations
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 
 BENCH_DB = "fleettickets_bench"
 

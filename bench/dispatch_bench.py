@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import psycopg
+from dashboard_bench import BENCH_DB, prepare, with_dbname  # type: ignore[import-not-found]
 from psycopg import sql
 
-from dashboard_bench import BENCH_DB, prepare, with_dbname  # type: ignore[import-not-found]
-from fleettickets.localdb import ensure_cluster, stop_cluster
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 
 # Nairobi, roughly the ring the generated clusters sit in.
 LAT_RANGE = (-1.40, -1.15)

@@ -36,10 +36,10 @@ import psycopg
 from psycopg import sql
 
 from fleettickets import clock
-from fleettickets.localdb import ensure_cluster, stop_cluster
+from fleettickets.clock import EAT
 from fleettickets.migrate import apply_migrations
-from fleettickets.sample_stream import file_name, write_baseline_csv, write_delta_csv
-from fleettickets.source import EAT
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster
+from fleettickets_dev.sample_stream import file_name, write_baseline_csv, write_delta_csv
 
 BENCH_DB = "fleettickets_bench"
 
@@ -109,10 +109,12 @@ def floor(url: str, path: Path) -> float:
         conn.execute("CREATE TABLE floor_target (ticket_id text PRIMARY KEY, raw jsonb NOT NULL)")
         conn.commit()
         started = time.perf_counter()
-        with conn.cursor().copy("COPY floor_stage FROM STDIN (FORMAT csv, HEADER true)") as copy:
-            with path.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    copy.write(chunk)
+        with (
+            conn.cursor().copy("COPY floor_stage FROM STDIN (FORMAT csv, HEADER true)") as copy,
+            path.open("rb") as handle,
+        ):
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
         conn.execute("INSERT INTO floor_target SELECT ticket_id, to_jsonb(s) FROM floor_stage s")
         conn.commit()
         seconds = time.perf_counter() - started

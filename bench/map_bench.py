@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))  # the tests' browser helper
 from dashboard_bench import BENCH_DB, GENERATE, with_dbname  # noqa: E402
 
 from fleettickets import map_page  # noqa: E402
-from fleettickets.localdb import ensure_cluster, stop_cluster  # noqa: E402
 from fleettickets.migrate import apply_migrations  # noqa: E402
 from fleettickets.settings import Settings  # noqa: E402
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster  # noqa: E402
 from tests.browser import chromium, console_errors  # noqa: E402
 
 CLUSTERS = """

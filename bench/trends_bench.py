@@ -23,10 +23,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+from dashboard_bench import BENCH_DB, prepare, with_dbname  # type: ignore[import-not-found]
 from psycopg import sql
 
-from dashboard_bench import BENCH_DB, prepare, with_dbname  # type: ignore[import-not-found]
-from fleettickets.localdb import ensure_cluster, stop_cluster
+from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 
 HISTORY = """
 INSERT INTO tickets.closure_events (ticket_id, observed_at, closed_at, source_key, first_observation,

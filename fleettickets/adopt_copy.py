@@ -11,7 +11,6 @@ they read the deployed objects and cannot be carried over faithfully.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -21,8 +20,6 @@ from fleettickets.errors import AdoptRefused
 
 if TYPE_CHECKING:
     from fleettickets.adopt import AdoptReport
-
-logger = logging.getLogger(__name__)
 
 # tickets.inc columns as the deployed loader's documentation lists them: all but
 # ticket_id, raw and ingested_at are derived from raw (or placed by the trigger).
@@ -244,8 +241,7 @@ class Copier:
         grants = []
         for schema, old in self.aside.items():
             grants += [sql.SQL("GRANT {} ON SCHEMA {} TO {}").format(sql.SQL(p), sql.Identifier(schema), _role(r))
-                       for p, r in self._rows(ACL_SQL.format(cat="pg_namespace", acl="nspacl", owner="nspowner",
-                                                             where="nspname = %s"), (old,))]  # fmt: skip
+                       for p, r in self._rows(SCHEMA_ACL_SQL, (old,))]
             for name, kind, priv, role in self._rows(REL_ACL_SQL, (old,)):
                 if self._exists(schema, name):
                     what = "SEQUENCE" if kind == "S" else "TABLE"
@@ -318,8 +314,8 @@ def _role(role: str) -> sql.Composable:
 
 
 _GRANTEE = "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END"
-ACL_SQL = ("SELECT a.privilege_type, " + _GRANTEE + " FROM {cat} x, aclexplode(x.{acl}) a "
-           "WHERE x.{where} AND a.grantee <> x.{owner}")  # fmt: skip
+SCHEMA_ACL_SQL = ("SELECT a.privilege_type, " + _GRANTEE + " FROM pg_namespace x, aclexplode(x.nspacl) a "
+                  "WHERE x.nspname = %s AND a.grantee <> x.nspowner")  # fmt: skip
 REL_ACL_SQL = ("SELECT c.relname, c.relkind, a.privilege_type, " + _GRANTEE + " FROM pg_class c, "
                "aclexplode(c.relacl) a WHERE c.relnamespace = %s::regnamespace AND a.grantee <> c.relowner")  # fmt: skip
 PROC_ACL_SQL = ("SELECT p.proname, oidvectortypes(p.proargtypes), a.privilege_type, " + _GRANTEE +

@@ -110,10 +110,14 @@ class FileCounts:
 
 
 def parse_bool(text: str | None) -> bool | None:
-    """Read a feed boolean (true/TRUE/1/yes, false/FALSE/0/no); else None."""
+    """Read a feed boolean (true/TRUE/1/yes, false/FALSE/0/no); else None.
+
+    The Python twin of SQL tickets.to_bool(), which reads the stored rows: like
+    it, only spaces around the word are ignored (tests/test_rules.py).
+    """
     if text is None:
         return None
-    folded = text.strip().lower()
+    folded = text.strip(" ").lower()
     if folded in TRUE_TEXTS:
         return True
     if folded in FALSE_TEXTS:
@@ -187,7 +191,7 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
                 yield RejectedRow(line, "contains a NUL character, which cannot be stored")
             elif _is_sentinel(ticket):
                 yield DroppedRow(line, ticket, "sentinel")
-            elif alarm is not None and values[alarm].strip().lower() in TRUE_TEXTS:
+            elif alarm is not None and parse_bool(values[alarm]):
                 yield DroppedRow(line, ticket, "alarm")
             elif not ticket:
                 yield RejectedRow(line, "blank ticket_id")
@@ -349,7 +353,7 @@ def _record_maker(
     def make(values: list[str]) -> dict[str, str | None]:
         chosen = pick(values)
         # map and dict.get keep the common case in C: "" -> None, text -> text.
-        record = dict(zip(names, map(_BLANK_TO_NONE, chosen, chosen)))
+        record = dict(zip(names, map(_BLANK_TO_NONE, chosen, chosen), strict=False))
         if any(map(str.isspace, chosen)):
             for name, value in record.items():
                 if value is not None and value.isspace():

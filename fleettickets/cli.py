@@ -7,8 +7,8 @@ import importlib
 import json
 import logging
 import sys
-from datetime import datetime
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,8 @@ class _Lazy:
 adoption = _Lazy("adopt")
 dashboards = _Lazy("dashboard")
 dispatching = _Lazy("dispatch")
-gazetteer_csv = _Lazy("gazetteer_csv")
-geocoding = _Lazy("geocoding")
+gazetteer_csv = _Lazy("geocoding.gazetteer_file")
+geocoding = _Lazy("geocoding.runs")
 ingestion = _Lazy("ingest")
 map_page = _Lazy("map_page")
 migrations = _Lazy("migrate")
@@ -176,7 +176,7 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
     except FleetTicketsError as exc:
         # A scheduler parsing stdout gets its document whatever happened.
         if as_json:
-            click.echo(report.ingest_failure_json(exc, exc.report, _known_secrets()))  # type: ignore[arg-type]
+            click.echo(report.ingest_failure_json(exc, exc.report, _known_secrets()))
         if apply:
             _heartbeat(app, "heartbeat_url", exc)
         raise

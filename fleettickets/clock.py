@@ -12,7 +12,7 @@ database measures between two stamps it wrote itself (see docs/history.md,
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from fleettickets.errors import ConfigError
 
@@ -55,9 +55,16 @@ def now() -> datetime:
     text = os.environ.get(NOW_ENV)
     if text:
         return parse_instant(text)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def eat_day(moment: datetime) -> date:
     """The EAT calendar day an instant falls on (a UTC date is wrong from 21:00 to 24:00 UTC)."""
     return moment.astimezone(EAT).date()
+
+
+def eat_text(moment: datetime | None, *, seconds: bool = False, missing: str = "-") -> str:
+    """A moment as operators in Nairobi read it (2026-06-15 08:10 EAT); `missing` when there is none."""
+    if moment is None:
+        return missing
+    return moment.astimezone(EAT).strftime("%Y-%m-%d %H:%M:%S EAT" if seconds else "%Y-%m-%d %H:%M EAT")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from typing import Any
 
@@ -13,9 +12,6 @@ from fleettickets.db import connect
 from fleettickets.errors import DashboardArgumentError
 from fleettickets.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-WINDOWS = defaults.WINDOWS
 DEFAULT_MAX_FEATURES = defaults.DEFAULT_MAX_FEATURES
 
 DASHBOARD_SQL = """
@@ -50,11 +46,12 @@ def fetch_dashboard(
     Windows and hours open are as of `now` (default: the clock).
     """
     with connect(settings, autocommit=True) as conn:
-        return read_dashboard(
+        payload: dict[str, Any] = read_dashboard(
             conn, cluster=cluster, status=status, window=window,
             date_from=date_from, date_to=date_to, max_features=max_features,
             now=now or clock.now(),
         )  # fmt: skip
+    return payload
 
 
 def fetch_dashboard_text(settings: Settings, **arguments: Any) -> str:

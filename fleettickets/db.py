@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import logging
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -17,6 +17,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from fleettickets import defaults
+from fleettickets.clock import eat_text
 from fleettickets.errors import ConfigError, FleetTicketsError, LockBusy
 from fleettickets.logs import redact
 from fleettickets.settings import Settings
@@ -238,6 +239,4 @@ def _try_lock_for(conn: psycopg.Connection, job: str, seconds: float) -> bool:
 
 
 def _eat(moment: datetime | None) -> str:
-    from fleettickets.source import EAT  # the zone operators read; source pulls in botocore
-
-    return moment.astimezone(EAT).strftime("%Y-%m-%d %H:%M:%S EAT") if moment else "an unknown time"
+    return eat_text(moment, seconds=True, missing="an unknown time")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -13,9 +12,6 @@ from fleettickets.db import connect
 from fleettickets.errors import DispatchArgumentError
 from fleettickets.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-ORDERS = defaults.ORDERS
 DEFAULT_LIMIT = defaults.DEFAULT_DISPATCH_LIMIT
 
 DISPATCH_SQL = """

@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleettickets.errors import FleetTicketsError
 from fleettickets.logs import redact
 from fleettickets.settings import ENV_NAMES, Settings
+
+if TYPE_CHECKING:
+    from fleettickets.status import ReaderFacts
 
 # Beyond this difference between this machine's clock and the database's,
 # run times, ages and the pinned-clock previews stop lining up.
@@ -33,7 +36,7 @@ class Check:
 
 @dataclass
 class Diagnosis:
-    settings: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    settings: dict[str, dict[str, str | int | None]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -86,7 +89,7 @@ def _reason(exc: Exception) -> str:
 def _database_checks(settings: Settings) -> list[Check]:
     from fleettickets.db import connect
     from fleettickets.migrate import pending_migrations
-    from fleettickets.status import READER_ROLE, _reader
+    from fleettickets.status import READER_ROLE, read_reader_role
 
     later = ("postgis", "migrations", "reader role", "clock skew")
     try:
@@ -104,7 +107,7 @@ def _database_checks(settings: Settings) -> list[Check]:
                       Check("postgis", "fail", "the postgis extension is not installed (CREATE EXTENSION postgis, "
                                                "or let `fleettickets migrate` create it as a superuser)"))  # fmt: skip
         checks.append(_guard("migrations", lambda: _migrations(pending_migrations(conn)), settings))
-        checks.append(_guard("reader role", lambda: _reader_check(_reader(conn, READER_ROLE)), settings))
+        checks.append(_guard("reader role", lambda: _reader_check(read_reader_role(conn, READER_ROLE)), settings))
         checks.append(_guard("clock skew", lambda: _clock_skew(conn), settings))
     return checks
 
@@ -117,15 +120,15 @@ def _migrations(plan: Any) -> Check:
     return Check("migrations", "ok", f"{applied} applied, none pending")
 
 
-def _reader_check(reader: dict[str, Any]) -> Check:
-    role = reader["role"]
-    if not reader["exists"]:
+def _reader_check(reader: ReaderFacts) -> Check:
+    role = reader.role
+    if not reader.exists:
         return Check("reader role", "fail", f"{role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, "
                                             "then the schema owner SELECT tickets.setup_reader_role()")  # fmt: skip
-    if not reader["granted"]:
+    if not reader.granted:
         return Check("reader role", "fail", f"{role} exists but is not granted the entry points: "
                                             "SELECT tickets.setup_reader_role() as the schema owner")  # fmt: skip
-    logins = ", ".join(login["name"] for login in reader["logins"]) or "none yet"
+    logins = ", ".join(login.name for login in reader.logins) or "none yet"
     return Check("reader role", "ok", f"{role} exists and is granted; logins: {logins}")
 
 
@@ -134,7 +137,7 @@ def _clock_skew(conn: Any) -> Check:
     before = time.time()
     server = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     after = time.time()
-    local = datetime.fromtimestamp((before + after) / 2, tz=timezone.utc)
+    local = datetime.fromtimestamp((before + after) / 2, tz=UTC)
     skew = (server - local).total_seconds()
     text = f"database clock {'ahead of' if skew >= 0 else 'behind'} this machine by {abs(skew):.1f}s"
     if abs(skew) > MAX_CLOCK_SKEW_SECONDS:
@@ -162,7 +165,7 @@ def _bucket(settings: Settings) -> Check:
 
 
 def _geocoder(settings: Settings) -> Check:
-    from fleettickets.geocoder import make_geocoder
+    from fleettickets.geocoding.providers import make_geocoder
 
     if not settings.geocoder_provider:
         return Check("geocoder", "fail", "GEOCODER_PROVIDER is not set")

@@ -1,28 +1,19 @@
-"""Named crash points, so tests can kill a real run at each step and prove the resume.
+"""Named crash points in the run, where a test may end it abruptly; no-ops unless armed.
 
-Set FLEETTICKETS_CRASH_AT=<point>[:<n>] to end the process abruptly (no
-cleanup, no rollback message, like a killed container) the n-th time the run
-reaches <point>. Unset, every call is a no-op.
+Arming (FLEETTICKETS_CRASH_AT) and what happens then live with the test support
+in fleettickets_dev/faults.py, which the deployed image does not carry.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 
-CRASH_EXIT_STATUS = 70
-_SPEC = os.environ.get("FLEETTICKETS_CRASH_AT", "")
-# Read once: hot loops test this flag instead of calling crash_point per row.
-ARMED = bool(_SPEC)
-_reached: Counter[str] = Counter()
+CRASH_AT_ENV = "FLEETTICKETS_CRASH_AT"
+_armed = os.environ.get(CRASH_AT_ENV, "")
 
 
 def crash_point(name: str) -> None:
-    if not ARMED:
-        return
-    point, _, nth = _SPEC.partition(":")
-    if point != name:
-        return
-    _reached[name] += 1
-    if _reached[name] == int(nth or 1):
-        os._exit(CRASH_EXIT_STATUS)
+    if _armed:
+        from fleettickets_dev.faults import reached
+
+        reached(name, _armed)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -23,6 +25,7 @@ from fleettickets.settings import Settings
 from fleettickets.source import ChangeFile, list_change_files, open_change_file
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -126,7 +129,7 @@ def _replay(conn: psycopg.Connection, client: Any, settings: Settings, report: R
         with conn.transaction():
             stream = open_change_file(client, settings.s3_bucket, change)
             try:
-                _guarded(lambda: load_change_file(conn, stream, result, run_id))
+                _guarded(partial(load_change_file, conn, stream, result, run_id))
             finally:
                 stream.close()
         report.replayed.append(result)
@@ -174,7 +177,7 @@ def _totals(conn: psycopg.Connection) -> tuple[int, int, int]:
     return row[0], row[1], row[2]
 
 
-def _guarded(work: Any) -> Any:
+def _guarded(work: Callable[[], _T]) -> _T:
     try:
         return work()
     except psycopg.Error as exc:

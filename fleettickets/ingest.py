@@ -17,17 +17,18 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleettickets import clock
+from fleettickets.clock import EAT
 from fleettickets.db import DEFAULT_LOCK_WAIT_SECONDS, connect, job_lock
 from fleettickets.errors import BadChangeFile, FleetTicketsError, UsageError
 from fleettickets.faults import crash_point
 from fleettickets.history import HistoryCapture, capture
+from fleettickets.ledger import against_ledger
 from fleettickets.load import FileResult, load_change_file, prepare_session
-from fleettickets.migrate import require_current_schema
 from fleettickets.logs import new_run_id, progress_reader
+from fleettickets.migrate import require_current_schema
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 from fleettickets.source import (
-    EAT,
     ChangeFile,
     archive_change_file,
     list_change_files,
@@ -156,18 +157,12 @@ def run_ingest(
 
 
 def _plan(conn: psycopg.Connection, changes: list[ChangeFile]) -> _Plan:
-    ledger = dict(
-        conn.execute(
-            "SELECT file_key, etag FROM tickets.ingest_files WHERE file_key = ANY(%s)",
-            ([c.key for c in changes],),
-        ).fetchall()
-    )
     pending, to_archive, conflicts = [], [], []
-    for change in changes:
-        loaded_etag = ledger.get(change.key)
-        if loaded_etag is None:
+    for entry in against_ledger(conn, changes):
+        change, loaded_etag = entry.change, entry.loaded_etag
+        if entry.state == "new":
             pending.append(change)
-        elif loaded_etag == change.etag:
+        elif entry.state == "loaded":
             to_archive.append(change)  # committed earlier, archiving did not finish
         elif change.local_path is not None:
             conflicts.append(

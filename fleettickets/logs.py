@@ -8,8 +8,9 @@ import re
 import sys
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import click
 
@@ -23,13 +24,11 @@ def new_run_id() -> str:
     return _run_id
 
 
-def current_run_id() -> str:
-    return _run_id
-
 # Attributes every LogRecord has; anything else came in through `extra=` and is
 # part of the event's payload.
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_URL_KEY = re.compile(r"(?i)([?&](?:key|api_key|apikey|token|access_token)=)[^&\s'\"]+")
+# A query parameter that carries a credential: key=, api_key=, apikey=, token=, access_token=...
+_URL_KEY = re.compile(r"(?i)\b([\w-]*(?:key|token)=)[^&\s'\"<>#]+")
 
 
 # A piece of a secret this long is masked wherever it appears: a driver that
@@ -38,10 +37,12 @@ SECRET_PIECE = 4
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask `key=` query parameters, every secret value and every 4-character piece of one."""
+    """Mask `key=` query parameters, every secret value (also URL-encoded) and every 4-character piece of one."""
     text = _URL_KEY.sub(r"\1***", text)
     covered = bytearray(len(text))
-    for secret in {s for s in secrets if s}:
+    # A secret inside a URL (a request that failed, say) appears percent-encoded.
+    forms = {form for s in secrets if s for form in (s, quote(s, safe=""), quote_plus(s))}
+    for secret in forms:
         start = text.find(secret)
         while start >= 0:
             covered[start : start + len(secret)] = b"\1" * len(secret)
@@ -111,7 +112,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         event = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
             "run_id": _run_id,

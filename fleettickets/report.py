@@ -9,15 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from fleettickets.adopt import AdoptReport
-from fleettickets.clock import EAT
-from fleettickets.db import LockHolder
-from fleettickets.gazetteer import MAX_DISTANCE_KM
-from fleettickets.gazetteer_csv import ImportReport
-from fleettickets.geocoding import GeocodeReport
+from fleettickets.clock import EAT, eat_text
+from fleettickets.geocoding.gazetteer import MAX_DISTANCE_KM
+from fleettickets.geocoding.gazetteer_file import ImportReport
+from fleettickets.geocoding.runs import GeocodeReport
 from fleettickets.history import HistoryCapture, RebuildReport
 from fleettickets.ingest import IngestReport
 from fleettickets.logs import redact_data
-from fleettickets.status import Status, eat_text, first_line
+from fleettickets.status import BucketFacts, BucketFile, HistoryFacts, ReaderFacts, Run, Status, first_line
 
 
 def ingest_text(report: IngestReport) -> str:
@@ -188,7 +187,7 @@ def import_text(result: ImportReport) -> str:
     return "\n".join(lines)
 def status_json(status: Status, secrets: Iterable[str] = ()) -> str:
     document = {"healthy": status.healthy, "problems": status.problems,
-                "thresholds": status.thresholds.as_dict(), **status.facts}  # fmt: skip
+                "thresholds": status.thresholds.as_dict(), **status.facts.as_dict()}  # fmt: skip
     # Stored run errors may quote a driver's message: masked like any output.
     plain = json.loads(json.dumps(document, default=_json_value))
     return json.dumps(redact_data(plain, secrets), ensure_ascii=False, indent=2)
@@ -198,119 +197,121 @@ def status_line(status: Status) -> str:
     """One line for a health check: what is wrong, or that all is well."""
     if status.problems:
         return "unhealthy: " + "; ".join(status.problems)
-    runs = status.facts["runs"]
-    last = f"last run {runs[0]['status']} at {eat_text(runs[0]['started_at'])}" if runs else "no run yet"
-    bucket = status.facts["bucket"]
-    return f"healthy: {last}, {bucket['waiting'] + bucket['not_archived']} file(s) waiting"
+    runs = status.facts.runs
+    last = f"last run {runs[0].status} at {eat_text(runs[0].started_at)}" if runs else "no run yet"
+    bucket = status.facts.bucket
+    return f"healthy: {last}, {bucket.waiting + bucket.not_archived} file(s) waiting"
 
 
 def status_text(status: Status) -> str:
     f = status.facts
-    lines = [f"fleettickets status at {eat_text(f['now'])}"]
-    add = lambda label, text: lines.append(f"{label:<11}{text}")  # noqa: E731
-    schema = f["schema"]
-    if schema["error"]:
-        add("schema", f"error: {schema['error']}")
+    lines = [f"fleettickets status at {eat_text(f.now)}"]
+
+    def add(label: str, text: str) -> None:
+        lines.append(f"{label:<11}{text}")
+
+    if f.schema.error:
+        add("schema", f"error: {f.schema.error}")
     else:
-        pending = ", ".join(schema["pending"]) or "none"
-        add("schema", f"{schema['applied']} migrations applied; pending: {pending}")
-    mark = f["watermark"]
+        pending = ", ".join(f.schema.pending) or "none"
+        add("schema", f"{f.schema.applied} migrations applied; pending: {pending}")
+    mark = f.watermark
     if mark:
-        add("watermark", f"{mark['source_max_key'] or '-'} ({eat_text(mark['source_max_ts'])})")
-        newest = mark["newest_applied"]
+        add("watermark", f"{mark.source_max_key or '-'} ({eat_text(mark.source_max_ts)})")
+        newest = mark.newest_applied
         if newest:
-            archived = "archived" if newest["archived_at"] else "not archived yet"
-            add("", f"newest applied: {newest['file_key']} at {eat_text(newest['committed_at'])}, {archived}")
+            archived = "archived" if newest.archived_at else "not archived yet"
+            add("", f"newest applied: {newest.file_key} at {eat_text(newest.committed_at)}, {archived}")
     else:
         add("watermark", "nothing ingested yet")
-    lines += _bucket_lines(f["bucket"])
-    lines += _run_lines(f["runs"], f["ingest_running"])
-    if f.get("ingest_lock"):
-        add("lock", "ingest lock held by " + LockHolder(**f["ingest_lock"]).describe())
-    tickets = f["tickets"]
+    lines += _bucket_lines(f.bucket)
+    lines += _run_lines(f.runs, f.ingest_running)
+    if f.ingest_lock:
+        add("lock", "ingest lock held by " + f.ingest_lock.describe())
+    tickets = f.tickets
     if tickets:
-        placed = ", ".join(f"{tickets['placed'][k]} {k}" for k in ("feed", "location", "cluster", "none"))
-        add("tickets", f"{tickets['total']} total, {tickets['open']} open; placed by {placed}")
+        placed = ", ".join(f"{tickets.placed[k]} {k}" for k in ("feed", "location", "cluster", "none"))
+        add("tickets", f"{tickets.total} total, {tickets.open} open; placed by {placed}")
     else:
         add("tickets", "no tickets table yet")
-    gazetteer = [f"{name} {g['with_coordinates']}/{g['rows']} with coordinates"
-                 for name, g in f["gazetteer"].items() if g]  # fmt: skip
+    gazetteer = [f"{name} {g.with_coordinates}/{g.rows} with coordinates"
+                 for name, g in f.gazetteer.items() if g]  # fmt: skip
     add("gazetteer", ", ".join(gazetteer) or "not installed")
-    fresh = f["freshness"]
-    if fresh["newest_file_ts"]:
-        lag = f"; content {fresh['content_lag_hours']} h behind it" if fresh["content_lag_hours"] is not None else ""
-        add("freshness", f"newest file {eat_text(fresh['newest_file_ts'])} "
-                         f"({fresh['newest_file_age_minutes']} min ago){lag}")  # fmt: skip
-        if fresh["newest_source_updated_at"]:
-            add("", f"newest source_updated_at {eat_text(fresh['newest_source_updated_at'])}")
+    fresh = f.freshness
+    if fresh.newest_file_ts:
+        lag = f"; content {fresh.content_lag_hours} h behind it" if fresh.content_lag_hours is not None else ""
+        add("freshness", f"newest file {eat_text(fresh.newest_file_ts)} "
+                         f"({fresh.newest_file_age_minutes} min ago){lag}")  # fmt: skip
+        if fresh.newest_source_updated_at:
+            add("", f"newest source_updated_at {eat_text(fresh.newest_source_updated_at)}")
     else:
         add("freshness", "no file applied yet")
-    add("history", _history_text(f["history"]))
-    add("dashboard", "installed" if f["dashboard"]["installed"] else "not installed")
-    add("reader", _reader_text(f["reader"]))
+    add("history", _history_text(f.history))
+    add("dashboard", "installed" if f.dashboard_installed else "not installed")
+    add("reader", _reader_text(f.reader))
     lines.append(status_line(status))
     return "\n".join(lines)
 
 
-def _bucket_lines(bucket: dict[str, Any]) -> list[str]:
-    if bucket["error"]:
-        return [f"{'bucket':<11}{bucket['error']}"]
-    text = f"{bucket['waiting']} new file(s) waiting in changes/"
-    if bucket["oldest"]:
-        text += f" (oldest {_name(bucket['oldest'])}, newest {_name(bucket['newest'])})"
-    extras = [f"{bucket[k]} {label}" for k, label in
-              (("not_archived", "applied, not archived"), ("conflicts", "conflicting"),
-               ("skipped", "skipped (not change files)")) if bucket[k]]  # fmt: skip
+def _bucket_lines(bucket: BucketFacts) -> list[str]:
+    if bucket.error:
+        return [f"{'bucket':<11}{bucket.error}"]
+    text = f"{bucket.waiting} new file(s) waiting in changes/"
+    if bucket.oldest and bucket.newest:
+        text += f" (oldest {_name(bucket.oldest)}, newest {_name(bucket.newest)})"
+    extras = [f"{count} {label}" for count, label in
+              ((bucket.not_archived, "applied, not archived"), (bucket.conflicts, "conflicting"),
+               (bucket.skipped, "skipped (not change files)")) if count]  # fmt: skip
     return [f"{'bucket':<11}{text}" + ("; " + ", ".join(extras) if extras else "")]
 
 
-def _run_lines(runs: list[dict[str, Any]], running: bool) -> list[str]:
+def _run_lines(runs: tuple[Run, ...], running: bool) -> list[str]:
     if not runs:
         return [f"{'runs':<11}none recorded" + (" (an ingest is running now)" if running else "")]
     lines = [f"{'runs':<11}{'started':<21}{'result':<12}{'files':>6}{'rows':>8}{'seconds':>9}"]
     for run in runs:
-        seconds = f"{run['seconds']:.1f}" if run["seconds"] is not None else "-"
-        lines.append(f"{'':<11}{eat_text(run['started_at']):<21}{run['status']:<12}"
-                     f"{run['files_applied']:>6}{run['rows_changed']:>8}{seconds:>9}")  # fmt: skip
-        if run["error"]:
-            lines.append(f"{'':<13}{first_line(run['error'])}")
+        seconds = f"{run.seconds:.1f}" if run.seconds is not None else "-"
+        lines.append(f"{'':<11}{eat_text(run.started_at):<21}{run.status:<12}"
+                     f"{run.files_applied:>6}{run.rows_changed:>8}{seconds:>9}")  # fmt: skip
+        if run.error:
+            lines.append(f"{'':<13}{first_line(run.error)}")
     return lines
 
 
-def _history_text(history: dict[str, Any]) -> str:
-    if not history["installed"]:
+def _history_text(history: HistoryFacts) -> str:
+    if not history.installed:
         return "not installed"
-    if history.get("first_day"):
-        text = f"{history['days']} day(s), {history['first_day']} to {history['last_day']}"
+    if history.first_day:
+        text = f"{history.days} day(s), {history.first_day} to {history.last_day}"
     else:
         text = "installed, no snapshot yet"
-    if history.get("closure_events") is not None:
-        text += f"; {history['closure_events']} closure events"
-    if history.get("adopted"):
-        adopted = history["adopted"]
-        text += (f"; adopted {eat_text(adopted['adopted_at'])} at {adopted['watermark_key']}, "
-                 f"{adopted['kept_days']} captured day(s) kept as recorded")  # fmt: skip
+    if history.closure_events is not None:
+        text += f"; {history.closure_events} closure events"
+    if history.adopted:
+        adopted = history.adopted
+        text += (f"; adopted {eat_text(adopted.adopted_at)} at {adopted.watermark_key}, "
+                 f"{adopted.kept_days} captured day(s) kept as recorded")  # fmt: skip
     return text
 
 
-def _reader_text(reader: dict[str, Any]) -> str:
-    role = reader["role"]
-    if not reader["exists"]:
+def _reader_text(reader: ReaderFacts) -> str:
+    role = reader.role
+    if not reader.exists:
         return (f"role {role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, then the schema "
                 "owner runs SELECT tickets.setup_reader_role() (docs/operations.md)")  # fmt: skip
     text = f"{role} exists"
-    if not reader["granted"]:
+    if not reader.granted:
         text += ", entry points not granted: run SELECT tickets.setup_reader_role() as the schema owner"
-    timeout = reader["statement_timeout"]
+    timeout = reader.statement_timeout
     text += f", statement_timeout {timeout}" if timeout else ", no statement_timeout"
-    logins = [f"{login['name']} ({login['statement_timeout']})" if login["statement_timeout"]
-              else f"{login['name']} (no statement_timeout: ALTER ROLE {login['name']} SET statement_timeout = '5s')"
-              for login in reader["logins"]]  # fmt: skip
+    logins = [f"{login.name} ({login.statement_timeout})" if login.statement_timeout
+              else f"{login.name} (no statement_timeout: ALTER ROLE {login.name} SET statement_timeout = '5s')"
+              for login in reader.logins]  # fmt: skip
     return text + "; logins: " + (", ".join(logins) if logins else "none yet")
 
 
-def _name(file: dict[str, Any]) -> str:
-    return file["key"].rsplit("/", 1)[-1]
+def _name(file: BucketFile) -> str:
+    return file.key.rsplit("/", 1)[-1]
 
 
 def _json_value(value: Any) -> Any:

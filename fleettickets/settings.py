@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
@@ -66,7 +67,7 @@ class Settings:
     geocoder_provider: str | None = None
     geocoder_api_key: str | None = None
     geocoder_base_url: str | None = None
-    # None: the provider's free-tier rate (fleettickets.geocoder).
+    # None: the provider's free-tier rate (fleettickets.geocoding.providers).
     geocoder_requests_per_second: float | None = None
     # Age after which 'not_found' and 'rejected' answers are asked again.
     geocoder_retry_failed_days: float = 30.0
@@ -86,7 +87,7 @@ class Settings:
     ) -> Settings:
         """Read settings; real environment variables win over the `.env` file."""
         merged = _merged_environment(environ, env_file)
-        values: dict[str, str | float] = {}
+        values: dict[str, Any] = {}
         for field in fields(cls):
             raw = merged.get(ENV_NAMES[field.name], "").strip()
             if raw:

@@ -71,8 +71,6 @@ def list_change_files(client: Any, bucket: str, prefix: str, page_size: int = 10
             page = client.list_objects_v2(**kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise FleetTicketsError(f"cannot list s3://{bucket}/{prefix}: {_client_error(exc)}") from None
-        except BotoCoreError as exc:
-            raise FleetTicketsError(f"cannot list s3://{bucket}/{prefix}: {exc}") from None
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if key <= last_key:

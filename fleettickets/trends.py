@@ -161,7 +161,7 @@ def _render(output: str, payload: dict[str, Any], items: list[dict[str, Any]],
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     # the first column is text, the rest are numbers: left and right aligned
     return "\n".join(
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=False))).rstrip()
         for line in table
     )
 

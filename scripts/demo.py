@@ -15,10 +15,10 @@ import psycopg
 from moto.server import ThreadedMotoServer
 from psycopg import sql
 
-from fleettickets.localdb import ensure_cluster, free_port, stop_cluster
 from fleettickets.s3 import make_s3_client
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.localdb import ensure_cluster, free_port, stop_cluster
+from fleettickets_dev.sample_stream import write_sample_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = "fleettickets_demo"

@@ -17,9 +17,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fleettickets.clock import EAT
 from fleettickets.migrate import default_migrations_dir
-from fleettickets.source import EAT, parse_file_ts
-from tests.stream_tools import expected_state
+from fleettickets.source import parse_file_ts
+from tests.stream_tools import PREFIX, expected_state
 
 DEPLOYED_DIR = Path(__file__).parent / "data" / "deployed"
 DEPLOYED_FILES = [
@@ -28,7 +29,6 @@ DEPLOYED_FILES = [
     "08_inc_open_sla_view.sql", "09_inc_dashboard_fn.sql", "10_inc_history_capture.sql",
 ]  # fmt: skip
 READER_ROLE = "fleetops_map_reader"
-PREFIX = "automations/inc/"
 
 OLD_LEDGER_SQL = """
 CREATE TABLE tickets.schema_migrations (

@@ -8,12 +8,13 @@ client sees silence, not an error.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fleettickets.localdb import free_port
+from fleettickets_dev.localdb import free_port
 
 
 class FaultProxy:
@@ -88,10 +89,8 @@ def _recv(sock: socket.socket) -> bytes:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
 
 
 @contextmanager

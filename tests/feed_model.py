@@ -133,7 +133,7 @@ def read_file(data: bytes) -> Outcome:
             else:
                 outcome.rejected.append(row.start)
             continue
-        values = dict(zip(names, row.fields))
+        values = dict(zip(names, row.fields, strict=False))
         ticket = values["ticket_id"].strip()
         if any("\x00" in v for v in row.fields):
             outcome.rejected.append(row.start)

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fleettickets.localdb import POSTGIS_HINT, ensure_cluster, postgis_available, stop_cluster
 from fleettickets.migrate import apply_migrations
+from fleettickets_dev.localdb import POSTGIS_HINT, ensure_cluster, postgis_available, stop_cluster
 
 TEMPLATE_DB = "fleettickets_test_template"
 _db_numbers = itertools.count(1)

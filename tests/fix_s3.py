@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from fleettickets.localdb import free_port
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
+from fleettickets_dev.localdb import free_port
 
 _bucket_numbers = itertools.count(1)
 
@@ -35,3 +35,9 @@ def s3_settings(s3_endpoint: str) -> Settings:
     )
     make_s3_client(settings).create_bucket(Bucket=settings.s3_bucket)
     return settings
+
+
+@pytest.fixture
+def settings(db_url: str, s3_settings: Settings) -> Settings:
+    """A fresh migrated database and a fresh bucket of this test's own."""
+    return Settings(**{**s3_settings.__dict__, "database_url": db_url})

@@ -11,7 +11,6 @@ from psycopg.types.json import Jsonb
 from fleettickets.settings import Settings
 from tests.geocode_server import KEYS, FakeGeocodeServer, Reply, locationiq_hit, opencage_hit, sample_reply
 
-
 # Cluster centroids and one location near each (lat, lon).
 KAYOLE = (-1.2760, 36.9140)
 QUARRY_ROAD = (-1.2745, 36.8420)

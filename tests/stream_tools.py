@@ -21,6 +21,10 @@ NOISE = {"week_start", "week_end", "source_s3_bucket", "source_s3_key",
          "source_snapshot_id", "department", "source_type"}  # fmt: skip
 
 
+# Where the export writes: the INC_PREFIX default, which the test settings keep.
+PREFIX = Settings().inc_prefix
+
+
 def expected_state(paths: list[Path]) -> dict[str, dict[str, str | None]]:
     """The feed contract applied by hand, written apart from fleettickets.clean on purpose.
 

@@ -9,17 +9,16 @@ from typing import Any
 import psycopg
 import pytest
 
+from fleettickets.clock import EAT
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED
-from fleettickets.faults import CRASH_EXIT_STATUS
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
-from fleettickets.source import EAT
+from fleettickets_dev.faults import CRASH_EXIT_STATUS
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests.deployed_db import READER_ROLE, build_deployed_db
-from tests.stream_tools import bucket_keys, db_state, expected_state, job_env, run_cli, upload
+from tests.stream_tools import PREFIX, bucket_keys, db_state, expected_state, job_env, run_cli, upload
 
-PREFIX = "automations/inc/"
 PROCESSED = 4  # files the earlier loader applied; the rest wait in changes/
 
 # What has value, read the same way before and after: (name, query on the deployed

@@ -18,7 +18,7 @@ from fleettickets.clean import (
     read_change_file,
 )
 from fleettickets.errors import BadChangeFile
-from fleettickets.sample_stream import (
+from fleettickets_dev.sample_stream import (
     EXTRA_COLUMN,
     MISSING_COLUMN,
     SENTINEL_TEXT,

@@ -29,11 +29,6 @@ HEADER = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,close
 
 
 @pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
-
-
-@pytest.fixture
 def read_settings(module_db_url: str, s3_settings: Settings) -> Settings:
     """For commands that only read: one database for the module."""
     return Settings(**{**s3_settings.__dict__, "database_url": module_db_url})

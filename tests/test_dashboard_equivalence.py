@@ -23,8 +23,8 @@ import pytest
 from fleettickets.ingest import run_ingest
 from fleettickets.settings import Settings
 from tests.crafted import EAT, eat_text
-from tests.migration_text import function_as_created
 from tests.fix_clock import TEST_NOW
+from tests.migration_text import function_as_created
 
 TODAY = TEST_NOW.astimezone(EAT).date()
 MIDNIGHT = datetime.combine(TODAY, time(0), EAT)

@@ -8,7 +8,7 @@ exact on any day and at any time the suite runs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -121,7 +121,7 @@ def window_of(url: str, now: datetime, **args: Any) -> dict[str, Any]:
         (datetime(2028, 3, 3, 12, 0, tzinfo=EAT), "last_30_days", date(2028, 2, 3), date(2028, 3, 3)),
         (datetime(2026, 7, 1, 0, 0, tzinfo=EAT), "this_month", date(2026, 7, 1), date(2026, 7, 1)),
         (datetime(2026, 6, 30, 23, 59, tzinfo=EAT), "this_month", date(2026, 6, 1), date(2026, 6, 30)),
-        (datetime(2026, 6, 30, 21, 0, tzinfo=timezone.utc), "this_month", date(2026, 7, 1), date(2026, 7, 1)),
+        (datetime(2026, 6, 30, 21, 0, tzinfo=UTC), "this_month", date(2026, 7, 1), date(2026, 7, 1)),
     ],
 )  # fmt: skip
 def test_window_boundaries_are_eat_calendar_days(
@@ -139,9 +139,9 @@ def test_window_boundaries_are_eat_calendar_days(
 
 
 def test_midnight_utc_is_three_in_the_morning_eat(module_db_url: str) -> None:
-    utc_midnight = datetime(2026, 6, 15, 0, 0, tzinfo=timezone.utc)
+    utc_midnight = datetime(2026, 6, 15, 0, 0, tzinfo=UTC)
     assert window_of(module_db_url, utc_midnight)["from"] == "2026-06-15"
-    just_before_eat_midnight = datetime(2026, 6, 14, 20, 59, 59, tzinfo=timezone.utc)
+    just_before_eat_midnight = datetime(2026, 6, 14, 20, 59, 59, tzinfo=UTC)
     assert window_of(module_db_url, just_before_eat_midnight)["from"] == "2026-06-14"
 
 

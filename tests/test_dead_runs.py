@@ -15,20 +15,14 @@ import pytest
 from fleettickets.db import connect, lock_holder
 from fleettickets.errors import ConfigError
 from fleettickets.migrate import apply_migrations, read_migrations
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests.fix_db import migrations_copy
-from tests.stream_tools import bucket_keys, db_state, expected_state, job_env, upload
+from tests.stream_tools import PREFIX, bucket_keys, db_state, expected_state, job_env, upload
 
-PREFIX = "automations/inc/"
 # Big enough that the baseline's merge statement runs for seconds on a loaded
 # 2-core machine, small enough to write and upload in about a second.
 BIG_BASELINE_ROWS = 30_000
-
-
-@pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
 
 
 def session_settings(conn: psycopg.Connection) -> dict[str, str]:

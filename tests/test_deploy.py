@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from fleettickets.cli import cli
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import ENV_NAMES, Settings
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests.stream_tools import job_env, upload
 
 ROOT = Path(__file__).resolve().parent.parent

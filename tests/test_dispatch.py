@@ -124,7 +124,7 @@ def got(payload: dict[str, Any]) -> list[tuple[str, int]]:
 def same(answer: list[tuple[str, int]], model: list[tuple[str, int]]) -> bool:
     """Same tickets in the same order; metres may differ by 1 where a distance sits on a half metre."""
     return [t for t, _ in answer] == [t for t, _ in model] and all(
-        abs(a - b) <= 1 for (_, a), (_, b) in zip(answer, model)
+        abs(a - b) <= 1 for (_, a), (_, b) in zip(answer, model, strict=True)
     )
 
 

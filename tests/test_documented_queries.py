@@ -28,17 +28,16 @@ import pytest
 from psycopg import sql
 
 from fleettickets import history
-from fleettickets.gazetteer_csv import import_csv
+from fleettickets.geocoding.gazetteer_file import import_csv
 from fleettickets.ingest import run_ingest
-from fleettickets.localdb import find_bindir
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.localdb import find_bindir
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests import history_model as model
 from tests.geodesic import geodesic_metres, sphere_metres
-from tests.stream_tools import expected_state
+from tests.stream_tools import PREFIX, expected_state
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFIX = "automations/inc/"
 LNG, LAT = 36.8219, -1.2921  # the vehicle: Nairobi CBD
 
 DOCUMENTED = """\

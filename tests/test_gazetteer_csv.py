@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from fleettickets.errors import GazetteerImportError
-from fleettickets.gazetteer_csv import COLUMNS, export_csv, import_csv
-from fleettickets.geocoding import geocode_locations
+from fleettickets.geocoding.gazetteer_file import COLUMNS, export_csv, import_csv
+from fleettickets.geocoding.runs import geocode_locations
 from fleettickets.settings import Settings
 from tests.geo_tools import KAYOLE, geo_env, placed, rows, seed_tickets, settings_for
 from tests.geocode_server import FakeGeocodeServer

@@ -1,4 +1,4 @@
-"""Tests for fleettickets.geocoder against a fake provider on 127.0.0.1."""
+"""Tests for fleettickets.geocoding.providers against a fake provider on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from fleettickets.errors import (
     GeocoderQuotaExhausted,
     GeocoderUnavailable,
 )
-from fleettickets.geocoder import (
+from fleettickets.geocoding.providers import (
     GeocodeAnswer,
     Geocoder,
     RateLimiter,
     make_geocoder,
     parse_retry_after,
-    redact,
 )
+from fleettickets.logs import redact
 from tests.geocode_server import (
     KEYS,
     FakeGeocodeServer,
@@ -279,9 +279,8 @@ def test_wrong_key_is_refused_by_the_server(
 ) -> None:
     with make_geocoder(
         provider, "not-the-key", base_url=server.url, clock=clock, sleep=clock.sleep
-    ) as geocoder:
-        with pytest.raises(GeocoderAuthError):
-            geocoder.lookup(QUERY)
+    ) as geocoder, pytest.raises(GeocoderAuthError):
+        geocoder.lookup(QUERY)
 
 
 def test_spent_daily_quota_stops_at_once(
@@ -296,9 +295,8 @@ def test_spent_daily_quota_stops_at_once(
 def test_locationiq_rate_limited_day_ignores_retry_after(clock: FakeClock) -> None:
     with FakeGeocodeServer("locationiq", key=KEYS["locationiq"]) as server:
         server.enqueue(locationiq_error(429, "Rate Limited Day", {"Retry-After": "5"}))
-        with connect(server, clock) as geocoder:
-            with pytest.raises(GeocoderQuotaExhausted):
-                geocoder.lookup(QUERY)
+        with connect(server, clock) as geocoder, pytest.raises(GeocoderQuotaExhausted):
+            geocoder.lookup(QUERY)
     assert clock.sleeps == []
 
 
@@ -306,9 +304,8 @@ def test_opencage_status_code_in_a_200_body_is_honoured(clock: FakeClock) -> Non
     body = sample_reply("opencage_error_402").body
     with FakeGeocodeServer("opencage", key=KEYS["opencage"]) as server:
         server.enqueue(Reply(200, body))
-        with connect(server, clock) as geocoder:
-            with pytest.raises(GeocoderQuotaExhausted):
-                geocoder.lookup(QUERY)
+        with connect(server, clock) as geocoder, pytest.raises(GeocoderQuotaExhausted):
+            geocoder.lookup(QUERY)
 
 
 def test_rate_limit_honours_retry_after_seconds(
@@ -400,9 +397,11 @@ def test_backoff_is_capped(
     server: FakeGeocodeServer, provider: str, clock: FakeClock
 ) -> None:
     server.enqueue(*[error(provider, 500, "Internal Server Error")] * 6)
-    with connect(server, clock, max_attempts=6, backoff=2.0, max_backoff=10.0) as g:
-        with pytest.raises(GeocoderUnavailable):
-            g.lookup(QUERY)
+    with (
+        connect(server, clock, max_attempts=6, backoff=2.0, max_backoff=10.0) as g,
+        pytest.raises(GeocoderUnavailable),
+    ):
+        g.lookup(QUERY)
     assert clock.sleeps == [2.0, 4.0, 8.0, 10.0, 10.0]
 
 
@@ -506,9 +505,8 @@ def test_a_bare_404_is_a_wrong_url_not_a_missing_place(
         base_url=server.url + "/wrong/prefix",
         clock=clock,
         sleep=clock.sleep,
-    ) as geocoder:
-        with pytest.raises(GeocoderError, match="HTTP 404"):
-            geocoder.lookup(QUERY)
+    ) as geocoder, pytest.raises(GeocoderError, match="HTTP 404"):
+        geocoder.lookup(QUERY)
 
 
 # Configuration
@@ -581,7 +579,7 @@ def test_real_clock_spacing(hit_server: FakeGeocodeServer, provider: str) -> Non
     # The first request also opens the connection, which delays its arrival and
     # shortens the first gap as the server sees it; measure the five after it.
     arrivals = [r.at for r in hit_server.requests[1:]]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert len(gaps) == 4
     # Sends are >= 1/rate apart. Arrivals are seen through thread scheduling on a
     # busy machine, which can shift any one of them, so assert the span: five
@@ -660,9 +658,8 @@ def test_key_never_leaks(
     options.setdefault("base_url", server.url)
     with make_geocoder(
         provider, key, clock=clock, sleep=clock.sleep, max_attempts=3, **options
-    ) as geocoder:
-        with pytest.raises(expected) as caught:
-            geocoder.lookup(QUERY)
+    ) as geocoder, pytest.raises(expected) as caught:
+        geocoder.lookup(QUERY)
     exc = caught.value
     if scenario != "refused":
         assert server.requests and server.requests[0].params["key"] == key

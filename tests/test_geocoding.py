@@ -10,8 +10,8 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED, GeocoderAuthError, GeocoderUnavailable
-from fleettickets.geocoder import make_geocoder
-from fleettickets.geocoding import geocode_clusters, geocode_locations
+from fleettickets.geocoding.providers import make_geocoder
+from fleettickets.geocoding.runs import geocode_clusters, geocode_locations
 from tests.geo_tools import (
     JUNCTION_QUERY,
     KAYOLE,
@@ -148,7 +148,7 @@ def test_25_km_guard(clustered: str, server: FakeGeocodeServer, provider: str,
 def test_failed_answers_are_retried_only_when_asked_or_old(clustered: str, server: FakeGeocodeServer) -> None:
     settings = settings_for(clustered, server)
     geocode_locations(settings, apply=True)  # every place: "no result"
-    assert set(s for (s,) in rows(clustered, "geo_locations", "status").values()) == {"not_found"}
+    assert {s for (s,) in rows(clustered, "geo_locations", "status").values()} == {"not_found"}
     asked = len(server.requests)
     assert geocode_locations(settings, apply=True).places == 0
     assert len(server.requests) == asked

@@ -12,8 +12,8 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.heartbeat import fail_url
-from fleettickets.localdb import free_port
 from fleettickets.settings import Settings
+from fleettickets_dev.localdb import free_port
 from tests.stream_tools import job_env, run_cli
 
 TOKEN = "5b9e2c71-hb-secret-path"

@@ -12,13 +12,11 @@ import pytest
 
 from fleettickets import clock, history
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests import history_model as model
-from tests.stream_tools import bucket_keys, expected_state, fingerprint, job_env, run_cli, upload
+from tests.stream_tools import PREFIX, bucket_keys, expected_state, fingerprint, job_env, run_cli, upload
 
-
-PREFIX = "automations/inc/"
 SNAPSHOT_SQL = (
     "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed_today, "
     "open_by_cluster FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
@@ -42,14 +40,9 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
                                hard_cases=True)  # fmt: skip
 
 
-@pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
-
-
 def snapshot_rows(url: str) -> list[dict[str, Any]]:
     with psycopg.connect(url) as conn:
-        return [dict(zip(COLUMNS, row)) for row in conn.execute(SNAPSHOT_SQL).fetchall()]
+        return [dict(zip(COLUMNS, row, strict=True)) for row in conn.execute(SNAPSHOT_SQL).fetchall()]
 
 
 def closure_rows(url: str) -> list[model.Closure]:
@@ -95,13 +88,13 @@ def test_live_capture_day_by_day_matches_the_model_and_a_rebuild(settings: Setti
     now = today_as_of(live)
     expected = model.daily_rows(stream, now)
     assert [r["snapshot_date"] for r in live] == [r["snapshot_date"] for r in expected]
-    for got, want in zip(live, expected):
+    for got, want in zip(live, expected, strict=True):
         assert got == want, got["snapshot_date"]
     assert sum(r["closed_today"] for r in live) == len(model.closures(model.versions(stream)))
 
     live_closures = closure_rows(settings.database_url)
     assert live_closures == model.closures(model.versions(stream))
-    assert any(a.ticket_id == b.ticket_id for a, b in zip(live_closures, live_closures[1:]))
+    assert any(a.ticket_id == b.ticket_id for a, b in zip(live_closures, live_closures[1:], strict=False))
 
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM tickets.inc_daily_snapshot")
@@ -245,8 +238,11 @@ def _write_state(path: Path, state: dict[str, dict[str, Any]]) -> None:
 def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: Settings, tmp_path: Path) -> None:
     """Hand-written files, since generated content always trails by more than 48 h."""
     day = clock.now().astimezone(model.EAT).date() - timedelta(days=3)
-    at = lambda d, h, m=0: (datetime.combine(day + timedelta(days=d), datetime.min.time())  # noqa: E731
-                            + timedelta(hours=h, minutes=m)).strftime("%Y-%m-%d %H:%M:%S")  # fmt: skip
+
+    def at(d: int, h: int, m: int = 0) -> str:
+        moment = datetime.combine(day + timedelta(days=d), datetime.min.time()) + timedelta(hours=h, minutes=m)
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
     almost = (clock.now().astimezone(model.EAT) - timedelta(hours=47, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
     header = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,closed_at\n"
     files = {
@@ -301,8 +297,10 @@ def test_same_day_captures_carry_the_row_forward_exactly(
     """
     monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
     day = clock.now().astimezone(model.EAT).date() - timedelta(days=10)
-    at = lambda d, h, m=0: datetime.combine(day + timedelta(days=d), datetime.min.time(), model.EAT) + timedelta(
-        hours=h, minutes=m)  # noqa: E731  # fmt: skip
+
+    def at(d: int, h: int, m: int = 0) -> datetime:
+        return datetime.combine(day + timedelta(days=d), datetime.min.time(), model.EAT) + timedelta(hours=h, minutes=m)
+
     text = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
     header = "ticket_id,is_actionable,cluster,created_at_service,first_seen_at,closed_at\n"
     files = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.sample_stream import write_sample_stream
 from import_tickets import commands, parse
 from tests.stream_tools import bucket_keys, db_state, expected_state, job_env, upload
 

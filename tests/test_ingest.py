@@ -15,11 +15,12 @@ import pytest
 
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED, FleetTicketsError
-from fleettickets.faults import CRASH_EXIT_STATUS
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.faults import CRASH_EXIT_STATUS
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests.stream_tools import (
+    PREFIX,
     bucket_keys,
     db_state,
     expected_state,
@@ -29,19 +30,12 @@ from tests.stream_tools import (
     upload,
 )
 
-PREFIX = "automations/inc/"
-
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Baseline + 6 deltas carrying every hard case of the feed contract."""
     return write_sample_stream(tmp_path_factory.mktemp("stream"), baseline_rows=120,
                                deltas=6, delta_rows=30, hard_cases=True)  # fmt: skip
-
-
-@pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
 
 
 def names(paths: list[Path]) -> list[str]:
@@ -291,8 +285,8 @@ def test_bad_file_stops_the_stream_and_says_where(settings: Settings, stream: li
     upload(settings, [stream[0], bad, stream[2]])
     result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path)
     assert result.returncode == 1
-    assert f"Error: {PREFIX}changes/2026-06-15T06-30-00.csv" in result.stderr
-    assert "no ticket_id column" in result.stderr or "ticket_id" in result.stderr
+    assert (f"Error: {PREFIX}changes/2026-06-15T06-30-00.csv, line 1: "
+            "header has no ticket_id column (found: id, cluster)") in result.stderr, result.stderr
     assert "later files wait behind it" in result.stderr
     assert db_state(settings.database_url) == expected_state([stream[0]])
     keys = bucket_keys(settings)
@@ -377,7 +371,7 @@ def test_wide_files_and_odd_column_names_keep_every_column(settings: Settings, t
 
 
 def test_unreachable_bucket_is_one_clear_line(db_url: str, tmp_path: Path) -> None:
-    from fleettickets.localdb import free_port
+    from fleettickets_dev.localdb import free_port
 
     dead = Settings(s3_endpoint=f"http://127.0.0.1:{free_port()}", s3_access_key_id="AKIDEXAMPLE1",
                     s3_secret_access_key="TopSecretValue")  # fmt: skip

@@ -10,14 +10,16 @@ long search. Every failure hypothesis found is kept below as an @example.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, event, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from fleettickets.errors import FleetTicketsError
 from fleettickets.ingest import run_ingest

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
 from fleettickets.source import parse_file_ts
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests.stream_tools import job_env, run_cli, upload
 
 GEOCODER_KEY = "pk.geocoder-key-7f3a9c"

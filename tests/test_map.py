@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fleettickets import map_page
 from fleettickets.settings import Settings
 from tests.browser import chromium, console_errors, screenshot_rgb
-from tests.crafted import ago, closed_ticket, eat_text, insert, open_ticket
+from tests.crafted import ago, closed_ticket, insert, open_ticket
 from tests.fix_clock import TEST_NOW
 from tests.stream_tools import job_env, run_cli
 

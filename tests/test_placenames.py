@@ -1,10 +1,10 @@
-"""Tests for fleettickets.placenames: coded site names to searchable place names."""
+"""Tests for fleettickets.geocoding.placenames: coded site names to searchable place names."""
 
 from __future__ import annotations
 
 import pytest
 
-from fleettickets.placenames import clean_location_name, geocode_query
+from fleettickets.geocoding.placenames import clean_location_name, geocode_query
 
 CLEANED = [
     ("NW_KAYOLE_JUNCTION_FDT3", "Kayole Junction"),

@@ -225,10 +225,9 @@ def test_the_view_is_the_sla_function_at_now(owner_url: str) -> None:
 def test_status_reports_the_role_and_its_logins(owner_url: str, reader_login: str, s3_settings: Settings) -> None:
     settings = Settings(**{**s3_settings.__dict__, "database_url": owner_url})
     facts = pipeline_status.gather(settings)
-    reader = facts["reader"]
-    assert (reader["role"], reader["exists"], reader["granted"], reader["statement_timeout"]) == (
-        READER, True, True, "5s")  # fmt: skip
-    assert {"name": reader_login, "statement_timeout": "5s"} in reader["logins"]
+    reader = facts.reader
+    assert (reader.role, reader.exists, reader.granted, reader.statement_timeout) == (READER, True, True, "5s")
+    assert pipeline_status.ReaderLogin(name=reader_login, statement_timeout="5s") in reader.logins
 
 
 @pytest.fixture
@@ -262,6 +261,6 @@ def test_migrations_apply_for_an_owner_who_may_not_create_roles(
     monkeypatch.setattr(pipeline_status, "READER_ROLE", missing)
     settings = Settings(**{**s3_settings.__dict__, "database_url": url})
     status = pipeline_status.report(settings, now=NOW + timedelta(days=1))
-    assert status.facts["reader"] == {"role": missing, "exists": False}
+    assert status.facts.reader == pipeline_status.ReaderFacts(role=missing, exists=False)
     assert (f"reader     role {missing} is missing: a superuser runs CREATE ROLE {missing} NOLOGIN, then the "
             "schema owner runs SELECT tickets.setup_reader_role() (docs/operations.md)") in status_text(status)  # fmt: skip

@@ -43,7 +43,7 @@ def entries() -> dict[str, str]:
     """Entry text by command path, from the `### fleettickets <command>` headings."""
     parts = re.split(r"^### fleettickets (.+)$", commands_section(), flags=re.M)
     found: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
         assert name.strip() not in found, f"README has two entries for {name}"
         found[name.strip()] = body
     return found

@@ -12,17 +12,10 @@ import pytest
 
 from fleettickets.errors import FleetTicketsError
 from fleettickets.ingest import run_ingest
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
+from fleettickets_dev.sample_stream import write_sample_stream
 from tests.fault_proxy import fault_proxy
-from tests.stream_tools import db_state, expected_state, upload
-
-PREFIX = "automations/inc/"
-
-
-@pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
+from tests.stream_tools import PREFIX, db_state, expected_state, upload
 
 
 def test_a_stalled_s3_read_fails_the_file_after_the_read_timeout(settings: Settings, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleettickets.sample_stream import (
+from fleettickets_dev.sample_stream import (
     CLOSED_STATUSES,
     CONTRACT_COLUMNS,
     EXTRA_COLUMN,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -46,8 +46,8 @@ def row(conn: psycopg.Connection, ticket_id: str, columns: str) -> tuple:
         (" 2026-06-13 09:41:00 ", datetime(2026, 6, 13, 9, 41, tzinfo=EAT)),
         ("2026-06-13", datetime(2026, 6, 13, tzinfo=EAT)),
         ("2024-02-29 23:59:59", datetime(2024, 2, 29, 23, 59, 59, tzinfo=EAT)),
-        ("2026-06-13 09:41:00Z", datetime(2026, 6, 13, 9, 41, tzinfo=timezone.utc)),
-        ("2026-06-13 09:41:00+01:00", datetime(2026, 6, 13, 8, 41, tzinfo=timezone.utc)),
+        ("2026-06-13 09:41:00Z", datetime(2026, 6, 13, 9, 41, tzinfo=UTC)),
+        ("2026-06-13 09:41:00+01:00", datetime(2026, 6, 13, 8, 41, tzinfo=UTC)),
         *[(debris, None) for debris in DEBRIS],
         ("2026-13-01 00:00:00", None),
         ("2026-06-13 24:00:00", None),
@@ -72,11 +72,8 @@ def test_generated_functions_are_immutable(module_db_url: str) -> None:
 
 @pytest.mark.parametrize("debris", DEBRIS + ["TRUE", "1", "-", "abc", "1e999", "99999999999999999999"])
 def test_debris_in_every_column_never_fails_an_insert(conn: psycopg.Connection, debris: str) -> None:
-    raw = {c: debris for c in TIME_COLUMNS}
-    raw.update({c: debris for c in [
-        "normalized_status", "raw_status", "bucket", "is_actionable", "cluster", "region",
-        "location_name", "assigned_team", "owner", "sla_status", "mttr", "latitude",
-        "longitude", "is_alarm", "is_auto_created", "is_auto_closed", "service_type"]})  # fmt: skip
+    raw = dict.fromkeys(TIME_COLUMNS, debris)
+    raw.update(dict.fromkeys(["normalized_status", "raw_status", "bucket", "is_actionable", "cluster", "region", "location_name", "assigned_team", "owner", "sla_status", "mttr", "latitude", "longitude", "is_alarm", "is_auto_created", "is_auto_closed", "service_type"], debris))  # fmt: skip
     insert(conn, "WOT1", raw)
     times = row(conn, "WOT1", ", ".join(TIME_COLUMNS))
     assert times == (None,) * 7
@@ -201,10 +198,7 @@ def test_latitude_longitude_from_feed_else_geometry(conn: psycopg.Connection) ->
     insert(conn, "LOC", {"location_name": "NW_UMOJA_FDT1"})
     insert(conn, "HALF", {"latitude": "-1.30", "location_name": "NW_UMOJA_FDT1"})
     insert(conn, "NONE", {"latitude": "0", "longitude": "0"})
-    got = dict(
-        (r[0], r[1:])
-        for r in conn.execute("SELECT ticket_id, latitude, longitude FROM tickets.inc").fetchall()
-    )
+    got = {r[0]: r[1:] for r in conn.execute("SELECT ticket_id, latitude, longitude FROM tickets.inc").fetchall()}
     assert got == {
         "FEED": (pytest.approx(-1.30), pytest.approx(36.80)),
         "LOC": (pytest.approx(-1.2833), pytest.approx(36.8950)),

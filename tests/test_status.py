@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from fleettickets import clock
+from fleettickets.clock import EAT
 from fleettickets.db import lock_key
-from fleettickets.faults import CRASH_EXIT_STATUS
 from fleettickets.ingest import run_ingest
-from fleettickets.localdb import free_port
 from fleettickets.migrate import default_migrations_dir, read_migrations
-from fleettickets.sample_stream import write_sample_stream
 from fleettickets.settings import Settings
-from fleettickets.source import EAT
-from fleettickets.status import report
-from tests.stream_tools import job_env, run_cli, upload
+from fleettickets.status import GazetteerCount, HistoryFacts, report
+from fleettickets_dev.faults import CRASH_EXIT_STATUS
+from fleettickets_dev.localdb import free_port
+from fleettickets_dev.sample_stream import write_sample_stream
+from tests.stream_tools import PREFIX, job_env, run_cli, upload
 
-
-PREFIX = "automations/inc/"
 MIGRATIONS = read_migrations(default_migrations_dir())
-
-
-@pytest.fixture
-def settings(db_url: str, s3_settings: Settings) -> Settings:
-    return Settings(**{**s3_settings.__dict__, "database_url": db_url})
 
 
 def recent_stream(folder: Path, newest_minutes_ago: int = 5) -> list[Path]:
@@ -98,7 +91,7 @@ def test_killed_run_is_unhealthy_but_a_live_run_is_not(settings: Settings, tmp_p
     assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == CRASH_EXIT_STATUS
     wait_for_backends_to_end(settings.database_url)
     checked = report(settings)
-    assert checked.facts["runs"][0]["status"] == "interrupted"
+    assert checked.facts.runs[0].status == "interrupted"
     assert any("never finished" in p for p in checked.problems)
 
     # A run in progress holds the lock: its 'running' row is not a problem.
@@ -106,16 +99,17 @@ def test_killed_run_is_unhealthy_but_a_live_run_is_not(settings: Settings, tmp_p
         live.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
         live.execute("INSERT INTO tickets.ingest_runs (run_id) VALUES ('live-run')")
         checked = report(settings)
-        assert checked.facts["ingest_running"] is True
-        assert [r["status"] for r in checked.facts["runs"]] == ["running", "interrupted"]
+        assert checked.facts.ingest_running is True
+        assert [r.status for r in checked.facts.runs] == ["running", "interrupted"]
         assert not any("never finished" in p for p in checked.problems)
-        holder = checked.facts["ingest_lock"]
-        assert (holder["pid"], holder["run_id"], holder["state"]) == (live.info.backend_pid, "live-run", "idle")
-        assert holder["since"] == checked.facts["runs"][0]["started_at"]
+        holder = checked.facts.ingest_lock
+        assert holder is not None
+        assert (holder.pid, holder.run_id, holder.state) == (live.info.backend_pid, "live-run", "idle")
+        assert holder.since == checked.facts.runs[0].started_at
         code, out, _ = status(settings, cwd=tmp_path)
         assert f"lock       ingest lock held by backend pid {live.info.backend_pid} " in out, out
         assert json.loads(status(settings, "--json", cwd=tmp_path)[1])["ingest_lock"]["run_id"] == "live-run"
-    assert report(settings).facts["ingest_lock"] is None
+    assert report(settings).facts.ingest_lock is None
 
 
 def wait_for_backends_to_end(url: str) -> None:
@@ -133,7 +127,7 @@ def test_files_waiting_too_long_are_unhealthy(settings: Settings, tmp_path: Path
     upload(settings, stream)
     assert report(settings).healthy, "files that just landed are not stale"
     # A file waits from when it landed, by the S3 server's own (real) clock.
-    later = datetime.now(timezone.utc) + timedelta(minutes=50)
+    later = datetime.now(UTC) + timedelta(minutes=50)
     stale = report(settings, now=later)
     [problem] = [p for p in stale.problems if "waiting" in p]
     assert problem.startswith(f"2 file(s) waiting in changes/, oldest {PREFIX}changes/")
@@ -196,10 +190,10 @@ def test_history_and_gazetteer_coverage(settings: Settings, tmp_path: Path) -> N
         closures = conn.execute("SELECT count(*) FROM tickets.closure_events").fetchone()[0]
     facts = report(settings).facts
     assert days >= 1
-    assert facts["history"] == {"installed": True, "first_day": first, "last_day": last, "days": days,
-                                "closure_events": closures}  # fmt: skip
-    assert facts["dashboard"] == {"installed": True}
-    assert facts["gazetteer"]["clusters"] == {"rows": 2, "with_coordinates": 1}
+    assert facts.history == HistoryFacts(installed=True, first_day=first, last_day=last, days=days,
+                                         closure_events=closures)  # fmt: skip
+    assert facts.dashboard_installed is True
+    assert facts.gazetteer["clusters"] == GazetteerCount(rows=2, with_coordinates=1)
     out = status(settings, cwd=tmp_path)[1]
     assert f"history    {days} day(s), {first} to {last}; {closures} closure events" in out
     assert "clusters 1/2 with coordinates" in out

@@ -23,7 +23,9 @@ from typing import Any
 import jsonschema
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from fleettickets import clock
 from fleettickets.ingest import run_ingest
@@ -77,7 +79,7 @@ def check_range(conn: psycopg.Connection, first: date, last: date, grain: str, c
     series = trends["series"]
     assert series[0]["period_start"] == first.isoformat()
     assert series[-1]["period_end"] == last.isoformat()
-    for before, after in zip(series, series[1:]):
+    for before, after in zip(series, series[1:], strict=False):
         assert date.fromisoformat(after["period_start"]) == date.fromisoformat(before["period_end"]) + timedelta(1)
     for entry in series:
         start, end = date.fromisoformat(entry["period_start"]), date.fromisoformat(entry["period_end"])
@@ -311,7 +313,7 @@ def test_trends_table_and_csv(conn: psycopg.Connection, trend_url: str) -> None:
     assert sheet.returncode == 0, sheet.stderr
     rows = list(csv.DictReader(io.StringIO(sheet.stdout)))
     assert [r["period_start"] for r in rows] == [e["period_start"] for e in series]
-    for r, e in zip(rows, series):
+    for r, e in zip(rows, series, strict=True):
         assert int(r["closed"]) == e["closed"] and int(r["mttr_samples"]) == e["mttr_minutes"]["samples"]
         assert r["mttr_median_minutes"] == ("" if e["mttr_minutes"]["median"] is None
                                             else str(e["mttr_minutes"]["median"]))  # fmt: skip

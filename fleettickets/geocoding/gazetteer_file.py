@@ -9,13 +9,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
 
+from fleettickets.clean import parse_bool
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import GazetteerImportError
+from fleettickets.geocoding.tables import TABLES, GazetteerTable, Kind, place_key, refresh_geometry
 from fleettickets.migrate import require_current_schema
 from fleettickets.settings import Settings
 
@@ -27,8 +29,6 @@ COLUMNS = (
     "last_error", "fetched_at", "open_tickets",
 )  # fmt: skip
 REQUIRED = ("kind", "key", "latitude", "longitude", "verified")
-TRUE_WORDS = {"true", "t", "yes", "y", "1"}
-FALSE_WORDS = {"false", "f", "no", "n", "0", ""}
 MAX_REPORTED = 20
 # Longer than any name, query or answer a gazetteer holds; a longer cell is a
 # mistake (a paste gone wrong), reported by line rather than quoted.
@@ -57,16 +57,10 @@ SELECT 'location', g.location_key, g.location_name, g.cluster_key, g.region, g.l
  ORDER BY 1, 2
 """
 
-_TABLES = {
-    "cluster": ("geo_clusters", "cluster_key", "cluster"),
-    "location": ("geo_locations", "location_key", "location_name"),
-}
-
-
 @dataclass(frozen=True)
 class Edit:
     line: int
-    kind: str
+    kind: Kind
     key: str
     name: str
     cluster_key: str | None
@@ -114,7 +108,7 @@ def import_csv(settings: Settings, path: Path, *, dry_run: bool = False) -> Impo
                 _apply(conn, edit, report)
             _refresh(conn, report)
             if dry_run:
-                raise psycopg.Rollback()
+                raise psycopg.Rollback
     return report
 
 
@@ -178,7 +172,7 @@ def _as_row(header: list[str], values: list[str]) -> dict[str, Any]:
     if len(values) > len(header):
         raise ValueError(f"{len(values)} cells, but the header has {len(header)} columns")
     # A spreadsheet may drop trailing empty cells: those read as blank.
-    return dict(zip(header, values + [""] * (len(header) - len(values))))
+    return dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -210,20 +204,21 @@ def _header_problems(header: list[str]) -> list[str]:
 
 
 def _edit(line: int, row: dict[str, Any]) -> Edit:
-    kind = (row.get("kind") or "").strip().lower()
-    if kind not in _TABLES:
+    kind = cast(Kind, (row.get("kind") or "").strip().lower())
+    if kind not in TABLES:
         raise ValueError(f"kind must be 'cluster' or 'location', not {row.get('kind')!r}")
-    key = _key(row.get("key"))
+    key = place_key(row.get("key"))
     if key is None:
         raise ValueError("key is blank")
-    verified_text = (row.get("verified") or "").strip().lower()
-    if verified_text not in TRUE_WORDS | FALSE_WORDS:
+    verified_text = row.get("verified") or ""
+    # A blank cell reads as false: a spreadsheet leaves unticked cells empty.
+    verified = parse_bool(verified_text) if verified_text.strip() else False
+    if verified is None:
         raise ValueError(f"verified must be true or false, not {row.get('verified')!r}")
     name = (row.get("name") or "").strip() or key
     region = (row.get("region") or "").strip().lower() or None
-    cluster_key = _key(row.get("cluster_key")) if kind == "location" else None
-    return Edit(line, kind, key, name, cluster_key, region, _point(row),
-                verified_text in TRUE_WORDS)  # fmt: skip
+    cluster_key = place_key(row.get("cluster_key")) if kind == "location" else None
+    return Edit(line, kind, key, name, cluster_key, region, _point(row), verified)
 
 
 def _point(row: dict[str, Any]) -> tuple[float, float] | None:
@@ -246,11 +241,6 @@ def _point(row: dict[str, Any]) -> tuple[float, float] | None:
     return lat, lon
 
 
-def _key(text: str | None) -> str | None:
-    # The Python twin of tickets.place_key().
-    return " ".join((text or "").split()).lower() or None
-
-
 def _summary(path: Path, problems: list[str]) -> str:
     shown = problems[:MAX_REPORTED]
     more = len(problems) - len(shown)
@@ -262,19 +252,19 @@ def _summary(path: Path, problems: list[str]) -> str:
 
 
 def _apply(conn: psycopg.Connection, edit: Edit, report: ImportReport) -> None:
-    table, key_column, name_column = _TABLES[edit.kind]
-    ident = sql.Identifier
+    table = TABLES[edit.kind]
+    name, key_column = sql.Identifier(table.name), sql.Identifier(table.key_column)
     current = conn.execute(
-        sql.SQL("SELECT latitude, longitude, status, verified FROM tickets.{} WHERE {} = %s")
-        .format(ident(table), ident(key_column)), (edit.key,),
-    ).fetchone()  # fmt: skip
+        sql.SQL("SELECT latitude, longitude, status, verified FROM tickets.{} WHERE {} = %s").format(name, key_column),
+        (edit.key,),
+    ).fetchone()
     if current is None:
         if edit.point is None and not edit.verified:
             raise GazetteerImportError(
                 f"line {edit.line}: new {edit.kind} {edit.key!r} has no coordinates; fill "
                 "them in or mark it verified (a place that cannot be found); nothing was imported"
             )
-        _insert(conn, edit, table, key_column, name_column)
+        _insert(conn, edit, table)
         report.inserted.append((edit.kind, edit.key))
         return
     lat, lon, status, verified = current
@@ -292,17 +282,15 @@ def _apply(conn: psycopg.Connection, edit: Edit, report: ImportReport) -> None:
     conn.execute(
         sql.SQL("UPDATE tickets.{} SET latitude = %s, longitude = %s, status = %s, "
                 "verified = %s, updated_at = now(){} WHERE {} = %s")
-        .format(ident(table), provider, ident(key_column)),
+        .format(name, provider, key_column),
         (lat, lon, new_status, edit.verified, edit.key),
     )  # fmt: skip
     report.changed.append((edit.kind, edit.key))
 
 
-def _insert(
-    conn: psycopg.Connection, edit: Edit, table: str, key_column: str, name_column: str
-) -> None:
+def _insert(conn: psycopg.Connection, edit: Edit, table: GazetteerTable) -> None:
     lat, lon = edit.point if edit.point else (None, None)
-    columns = [key_column, name_column, "region", "latitude", "longitude", "status",
+    columns = [table.key_column, table.name_column, "region", "latitude", "longitude", "status",
                "verified", "provider"]  # fmt: skip
     values: list[Any] = [edit.key, edit.name, edit.region, lat, lon,
                          "ok" if edit.point else "not_found", edit.verified, "manual"]  # fmt: skip
@@ -311,7 +299,7 @@ def _insert(
         values.append(edit.cluster_key)
     conn.execute(
         sql.SQL("INSERT INTO tickets.{} ({}) VALUES ({})").format(
-            sql.Identifier(table),
+            sql.Identifier(table.name),
             sql.SQL(", ").join(map(sql.Identifier, columns)),
             sql.SQL(", ").join(sql.Placeholder() * len(values)),
         ),
@@ -333,10 +321,7 @@ def _refresh(conn: psycopg.Connection, report: ImportReport) -> None:
             (locations,),
         )
     if locations or clusters:
-        row = conn.execute(
-            "SELECT tickets.refresh_geometry(%s, %s)", (locations, clusters)
-        ).fetchone()
-        report.tickets_moved = row[0] if row else 0
+        report.tickets_moved = refresh_geometry(conn, locations=locations, clusters=clusters)
 
 
 def _same_point(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:

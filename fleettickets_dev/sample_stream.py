@@ -49,10 +49,8 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     "source_snapshot_id", "department", "source_type",
 )  # fmt: skip
 _COL = {name: pos for pos, name in enumerate(CONTRACT_COLUMNS)}
-TIME_COLUMNS = (
-    "created_at_service", "scheduled_at", "closed_at", "first_seen_at",
-    "last_seen_at", "source_created_at", "source_updated_at",
-)  # fmt: skip
+# The seven timestamps stand together in the contract, from created_at_service on.
+TIME_COLUMNS = CONTRACT_COLUMNS[_COL["created_at_service"] : _COL["source_updated_at"] + 1]
 
 DEFAULT_START = datetime(2026, 6, 15, 6, 0)
 # Ticket content trails the file timestamps by about two days (feed contract).
@@ -263,7 +261,7 @@ def delta_indexes(rows: int, *, baseline_rows: int, seed: int = 7) -> Iterator[i
     stride = _coprime_stride(baseline_rows)
     first = _digest(seed, -2) % baseline_rows
     walk = ((first + j * stride) % baseline_rows for j in range(baseline_rows))
-    final = []
+    final: list[int] = []
     for index in walk:
         if rows == 0:
             return

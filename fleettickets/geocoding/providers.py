@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -22,6 +20,8 @@ from fleettickets.errors import (
     GeocoderQuotaExhausted,
     GeocoderUnavailable,
 )
+from fleettickets.logs import redact
+from fleettickets.settings import GEOCODER_PROVIDERS
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,6 @@ USER_AGENT = f"fleettickets/{__version__} (field-ops incident ticket map)"
 BiasBox = tuple[float, float, float, float]
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-_KEY_PARAM = re.compile(r"(?i)\b([\w-]*key=)[^&\s'\"<>#]*")
 
 
 @dataclass(frozen=True)
@@ -52,15 +50,6 @@ class GeocodeAnswer:
     query: str
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Mask `key=` query parameters and every literal (or URL-encoded) secret."""
-    for secret in secrets:
-        if secret:
-            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-                text = text.replace(form, "***")
-    return _KEY_PARAM.sub(r"\1***", text)
-
-
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
     if not value or not value.strip():
@@ -73,7 +62,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
 
 
@@ -356,7 +345,7 @@ class LocationIQ(Geocoder):
     provider = "locationiq"
     label = "LocationIQ"
     path = "/v1/search"
-    default_base_url = "https://us1.locationiq.com"
+    default_base_url: ClassVar[str | None] = "https://us1.locationiq.com"
 
     def _params(self, query: str, bias_box: BiasBox | None) -> dict[str, str]:
         params = {"q": query, "format": "json", "countrycodes": "ke", "limit": "1"}
@@ -473,11 +462,10 @@ def _number(value: Any, limit: float) -> float | None:
     return number if -limit <= number <= limit else None
 
 
-PROVIDERS: dict[str, type[Geocoder]] = {
-    "locationiq": LocationIQ,
-    "opencage": OpenCage,
-    "nominatim": Nominatim,
-}
+_CLIENTS = {client.provider: client for client in (LocationIQ, OpenCage, Nominatim)}
+# Settings names the providers (it validates GEOCODER_PROVIDER without loading httpx);
+# a name there without a client here fails at import, not in a run.
+PROVIDERS: dict[str, type[Geocoder]] = {name: _CLIENTS[name] for name in GEOCODER_PROVIDERS}
 
 
 def make_geocoder(

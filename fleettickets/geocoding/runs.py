@@ -14,11 +14,12 @@ from typing import Any
 import click
 import psycopg
 
-from fleettickets import gazetteer
 from fleettickets.db import connect, job_lock
 from fleettickets.errors import GeocoderAuthError, GeocoderError, GeocoderQuotaExhausted
-from fleettickets.gazetteer import MAX_DISTANCE_KM, Kind, Outcome, Place, Saved
-from fleettickets.geocoder import BiasBox, GeocodeAnswer, Geocoder, make_geocoder
+from fleettickets.geocoding import gazetteer
+from fleettickets.geocoding.gazetteer import MAX_DISTANCE_KM, Outcome, Place, Saved
+from fleettickets.geocoding.providers import BiasBox, GeocodeAnswer, Geocoder, make_geocoder
+from fleettickets.geocoding.tables import Kind
 from fleettickets.logs import new_run_id
 from fleettickets.migrate import require_current_schema
 from fleettickets.settings import Settings

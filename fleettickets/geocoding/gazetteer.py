@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Literal
 
 import psycopg
+from psycopg import sql
 
-from fleettickets.placenames import clean_location_name, geocode_query
+from fleettickets.geocoding.placenames import clean_location_name, geocode_query
+from fleettickets.geocoding.tables import TABLES, Kind, refresh_geometry
 
 logger = logging.getLogger(__name__)
-
-Kind = Literal["cluster", "location"]
 
 # A location answer farther than this from its cluster centroid is another
 # place with the same name (a wrong city), never a point for the map.
@@ -22,7 +22,7 @@ MAX_DISTANCE_KM = 25.0
 
 # Rows that still want an answer: none yet, a failed lookup, or a negative answer
 # that is old enough (or that the operator asked to retry). Verified rows never.
-_NEEDS_WORK = """
+_NEEDS_WORK = sql.SQL("""
     g.status IS NULL
     OR (NOT g.verified AND (
         g.status = 'error'
@@ -30,9 +30,9 @@ _NEEDS_WORK = """
             AND (%(retry_failed)s
                  OR coalesce(g.fetched_at, g.updated_at)
                     < now() - %(retry_days)s * interval '1 day'))))
-"""
+""")
 
-CLUSTERS_SQL = f"""
+CLUSTERS_SQL = sql.SQL("""
 WITH t AS (
     SELECT tickets.cluster_key_of(cluster) AS key, cluster, region, is_actionable
       FROM tickets.inc WHERE cluster IS NOT NULL
@@ -47,11 +47,11 @@ WITH t AS (
 )
 SELECT c.key, c.name, c.region, c.open_tickets
   FROM c LEFT JOIN tickets.geo_clusters g ON g.cluster_key = c.key
- WHERE {_NEEDS_WORK}
+ WHERE {needs_work}
  ORDER BY c.open_tickets DESC, c.tickets DESC, c.key
-"""
+""").format(needs_work=_NEEDS_WORK)
 
-LOCATIONS_SQL = f"""
+LOCATIONS_SQL = sql.SQL("""
 WITH t AS (
     SELECT tickets.place_key(location_name) AS key, location_name,
            tickets.cluster_key_of(cluster) AS cluster_key, region
@@ -69,27 +69,27 @@ SELECT l.key, l.name, l.region, l.open_tickets, l.cluster_key,
   FROM l
   LEFT JOIN tickets.geo_locations g ON g.location_key = l.key
   LEFT JOIN tickets.geo_clusters c ON c.cluster_key = l.cluster_key AND c.status = 'ok'
- WHERE {_NEEDS_WORK}
+ WHERE {needs_work}
  ORDER BY l.open_tickets DESC, l.key
-"""
+""").format(needs_work=_NEEDS_WORK)
 
 # Earlier answers to the same query, freshest first; negative ones only while
 # they are young enough to trust.
-CACHED_SQL = """
+CACHED_SQL = sql.SQL("""
 SELECT DISTINCT ON (g.query) g.query, g.status, g.latitude, g.longitude, g.confidence,
        g.display_name, g.provider, g.fetched_at
-  FROM {table} g
+  FROM tickets.{table} g
  WHERE g.query = ANY(%(queries)s)
    AND (g.status = 'ok'
         OR (g.status IN ('not_found', 'rejected') AND NOT %(retry_failed)s
             AND coalesce(g.fetched_at, g.updated_at)
                 > now() - %(retry_days)s * interval '1 day'))
  ORDER BY g.query, g.verified DESC, g.status = 'ok' DESC, g.fetched_at DESC NULLS LAST
-"""
+""")
 
 # The 25 km guard runs here, in the statement that stores the answer: an 'ok'
 # that is too far from (or has no) cluster centroid is stored as 'rejected'.
-SAVE_LOCATION_SQL = """
+SAVE_LOCATION_SQL = sql.SQL("""
 WITH d AS (
     SELECT ST_DistanceSphere(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), c.geom)
            / 1000.0 AS km
@@ -108,9 +108,9 @@ SELECT %(key)s, %(name)s, %(cluster_key)s, %(region)s, %(lat)s, %(lon)s, %(provi
   FROM d
 {conflict}
 RETURNING g.status, g.distance_km
-"""
+""")
 
-SAVE_CLUSTER_SQL = """
+SAVE_CLUSTER_SQL = sql.SQL("""
 INSERT INTO tickets.geo_clusters AS g (
     cluster_key, cluster, region, latitude, longitude, provider, query, status,
     confidence, display_name, last_error, fetched_at, updated_at)
@@ -119,11 +119,11 @@ VALUES (%(key)s, %(name)s, %(region)s, %(lat)s, %(lon)s, %(provider)s, %(query)s
         coalesce(%(fetched_at)s, now()), now())
 {conflict}
 RETURNING g.status, NULL::double precision
-"""
+""")
 
 # An answer replaces whatever was there; a failure only notes its error, so a
 # cached negative answer survives a failed retry. Verified rows: never touched.
-_ANSWER_CONFLICT = """
+_ANSWER_CONFLICT = sql.SQL("""
 ON CONFLICT ({key}) DO UPDATE SET
     {name} = EXCLUDED.{name}, region = EXCLUDED.region,{extra}
     latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude,
@@ -131,18 +131,17 @@ ON CONFLICT ({key}) DO UPDATE SET
     confidence = EXCLUDED.confidence, display_name = EXCLUDED.display_name,
     last_error = NULL, fetched_at = EXCLUDED.fetched_at, updated_at = now()
  WHERE NOT g.verified
-"""
-_ERROR_CONFLICT = """
+""")
+_ERROR_CONFLICT = sql.SQL("""
 ON CONFLICT ({key}) DO UPDATE SET last_error = EXCLUDED.last_error, updated_at = now()
  WHERE NOT g.verified
-"""
-_TABLES = {
-    "cluster": ("tickets.geo_clusters", "cluster_key", "cluster", SAVE_CLUSTER_SQL, ""),
-    "location": (
-        "tickets.geo_locations", "location_key", "location_name", SAVE_LOCATION_SQL,
-        "\n    cluster_key = EXCLUDED.cluster_key, distance_km = EXCLUDED.distance_km,",
-    ),
-}  # fmt: skip
+""")
+_SAVE_SQL = {"cluster": SAVE_CLUSTER_SQL, "location": SAVE_LOCATION_SQL}
+# What an answer updates beyond the columns both tables have.
+_ANSWER_EXTRA = {
+    "cluster": sql.SQL(""),
+    "location": sql.SQL("\n    cluster_key = EXCLUDED.cluster_key, distance_km = EXCLUDED.distance_km,"),
+}
 
 
 @dataclass(frozen=True)
@@ -232,7 +231,7 @@ def cached_outcomes(
     """Outcomes for the places whose query was answered before (under any key)."""
     if not places:
         return []
-    table = _TABLES[places[0].kind][0]
+    table = sql.Identifier(TABLES[places[0].kind].name)
     params = {
         "queries": sorted({p.query for p in places}),
         "retry_failed": retry_failed,
@@ -263,10 +262,7 @@ def save_outcomes(
     if not outcomes:
         return saved
     kind = outcomes[0].place.kind
-    _, key_column, name_column, save_sql, extra = _TABLES[kind]
-    answer_sql = save_sql.format(conflict=_ANSWER_CONFLICT.format(
-        key=key_column, name=name_column, extra=extra))  # fmt: skip
-    error_sql = save_sql.format(conflict=_ERROR_CONFLICT.format(key=key_column))
+    answer_sql, error_sql = _save_statements(kind)
     with conn.transaction():
         for outcome in outcomes:
             statement = error_sql if outcome.status == "error" else answer_sql
@@ -277,12 +273,18 @@ def save_outcomes(
             saved.statuses[outcome.status if outcome.status == "error" else row[0]] += 1
             _log_saved(outcome, row[0], row[1])
         keys = sorted({o.place.key for o in outcomes})
-        location_keys, cluster_keys = (keys, None) if kind == "location" else ([], keys)
-        moved = conn.execute(
-            "SELECT tickets.refresh_geometry(%s, %s)", (location_keys, cluster_keys)
-        ).fetchone()
-        saved.tickets_moved = moved[0] if moved else 0
+        locations, clusters = (keys, []) if kind == "location" else ([], keys)
+        saved.tickets_moved = refresh_geometry(conn, locations=locations, clusters=clusters)
     return saved
+
+
+def _save_statements(kind: Kind) -> tuple[sql.Composed, sql.Composed]:
+    """The statements that store an answer and that note a failure, for one table."""
+    table = TABLES[kind]
+    key, name = sql.Identifier(table.key_column), sql.Identifier(table.name_column)
+    answer = _ANSWER_CONFLICT.format(key=key, name=name, extra=_ANSWER_EXTRA[kind])
+    error = _ERROR_CONFLICT.format(key=key)
+    return _SAVE_SQL[kind].format(conflict=answer), _SAVE_SQL[kind].format(conflict=error)
 
 
 def _params(outcome: Outcome, max_km: float) -> dict[str, object]:

@@ -7,7 +7,6 @@ user and as root (the server refuses to run as root, so root runs it as the
 
 from __future__ import annotations
 
-import logging
 import os
 import pwd
 import shutil
@@ -18,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleettickets.errors import FleetTicketsError
-
-logger = logging.getLogger(__name__)
 
 PORT_FILE = "fleettickets.port"
 POSTGIS_HINT = (

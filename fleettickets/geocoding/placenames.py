@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import re
-
-logger = logging.getLogger(__name__)
 
 # Network codes the exporter wraps around site names, as regular expressions matched
 # against whole words (case-insensitively). Add new ones here as they turn up.
