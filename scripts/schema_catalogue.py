@@ -524,8 +524,8 @@ def stale_message(stale: list[str]) -> str:
 @contextlib.contextmanager
 def migrated_database() -> Iterator[psycopg.Connection]:
     """A throwaway local cluster with every migration applied; removed afterwards."""
-    from fleettickets.localdb import ensure_cluster, stop_cluster
     from fleettickets.migrate import apply_migrations
+    from fleettickets_dev.localdb import ensure_cluster, stop_cluster
 
     workdir = Path(tempfile.mkdtemp(prefix="fleettickets-catalogue-"))
     workdir.chmod(0o755)  # as root the server runs as `postgres`, which must reach it
