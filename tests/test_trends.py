@@ -242,6 +242,32 @@ def test_credit_stays_with_the_team_that_closed_the_ticket(db_url: str, tmp_path
     assert dashboard["metrics"]["closed_in_window"] == sum(t["closed"] for t in teams["teams"]) == 5
 
 
+def test_a_ticket_reopened_and_closed_again_is_credited_to_its_second_closer(db_url: str, tmp_path: Path) -> None:
+    """The closure a window counts is the ticket's current one: the team that held it when that one was seen."""
+    day = TODAY - timedelta(days=3)
+    at = [datetime(day.year, day.month, day.day, 7, tzinfo=EAT) + timedelta(hours=4 * n) for n in range(5)]
+
+    def row(team: str, closed_at: str | None) -> dict[str, str]:
+        return {"ticket_id": "R1", "normalized_status": "closed" if closed_at else "open",
+                "is_actionable": "false" if closed_at else "true", "cluster": "Kayole", "assigned_team": team,
+                "created_at_service": "2026-06-10 08:00:00", "first_seen_at": "2026-06-10 08:00:00",
+                "mttr": "2", "sla_status": "Compliant" if closed_at else "", "closed_at": closed_at or ""}  # fmt: skip
+
+    files = [write_file(tmp_path, moment, [row(team, closed)]) for moment, (team, closed) in zip(at, [
+        ("East 1", None), ("East 1", f"{day} 10:00:00"),  # East 1 closes it
+        ("West 9", None),  # reopened, handed to West 9
+        ("West 9", f"{day} 18:00:00"),  # West 9 closes it again
+        ("East 2", f"{day} 18:00:00"),  # and a later export moves the closed ticket on: credit stays
+    ])]  # fmt: skip
+    assert run_ingest(Settings(database_url=db_url), apply=True, local_files=files, now=TEST_NOW).ok
+    with psycopg.connect(db_url, autocommit=True) as c:
+        teams = call(c, "fn_team_closures", p_from=day, p_to=day)["teams"]
+        events = c.execute("SELECT assigned_team FROM tickets.closure_events WHERE ticket_id = 'R1' "
+                           "ORDER BY observed_at").fetchall()  # fmt: skip
+    assert events == [("East 1",), ("West 9",)]  # two closures seen, each with the team that held it then
+    assert [(t["team"], t["closed"], t["open_now"]) for t in teams] == [("West 9", 1, 0)]
+
+
 def test_open_tickets_are_counted_by_their_team_now(db_url: str, tmp_path: Path) -> None:
     clock = "2026-06-12 08:00:00"  # over 48 hours before TEST_NOW
     rows = [{"ticket_id": f"O{n}", "normalized_status": "open", "is_actionable": "true", "cluster": "Umoja",
