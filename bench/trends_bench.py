@@ -40,8 +40,10 @@ SELECT i.ticket_id, i.closed_at + interval '1 hour', i.closed_at, 'bench', false
 """
 DAILY_ROWS = """
 INSERT INTO tickets.inc_daily_snapshot (snapshot_date, as_of, open_total, open_breached,
-                                        open_on_first_seen_clock, opened, closed_today, open_by_cluster)
-SELECT d::date, d + interval '1 day', 100000, 60000, 30000, 2700, 2500, '{"Kayole": 8000, "KAYOLE": 400}'
+                                        open_on_first_seen_clock, opened, closed_today, open_by_cluster,
+                                        breached_by_cluster)
+SELECT d::date, d + interval '1 day', 100000, 60000, 30000, 2700, 2500, '{"Kayole": 8000, "KAYOLE": 400}',
+       '{"Kayole": 5000, "KAYOLE": 250}'
   FROM generate_series(%(today)s::date - %(span_days)s, %(today)s::date, interval '1 day') AS d
 """
 

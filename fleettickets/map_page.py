@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from fleettickets import clock, defaults
+from fleettickets import clock, defaults, trends_chart
 from fleettickets.dashboard import DEFAULT_MAX_FEATURES, read_dashboard
 from fleettickets.db import connect
 from fleettickets.errors import FleetTicketsError
@@ -62,6 +62,14 @@ SELECT snapshot_date, open_total, open_breached, closed_today
 
 CONTENT_SQL = "SELECT max(source_updated_at) FROM tickets.inc"
 
+# The trends section: the same functions as `fleettickets trends` and `teams`.
+TRENDS_SQL = """
+SELECT reporting.fn_inc_trends(p_from => %(first)s, p_to => %(last)s, p_grain => %(grain)s,
+                               p_cluster => %(cluster)s, p_now => %(now)s),
+       reporting.fn_team_closures(p_from => %(first)s, p_to => %(last)s, p_cluster => %(cluster)s,
+                                  p_now => %(now)s)
+"""
+
 
 @dataclass(frozen=True)
 class MapResult:
@@ -88,10 +96,13 @@ def write_map(
 ) -> MapResult:
     """Write the page for these filters (the same as `fleettickets dashboard`) to `out`."""
     with connect(settings, autocommit=True) as conn:
-        data = read_map_data(
-            conn, cluster=cluster, status=status, window=window, date_from=date_from,
-            date_to=date_to, max_features=max_features, now=now or clock.now(),
-        )  # fmt: skip
+        # One snapshot for every read, so the map, the chart and the trends agree.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            data = read_map_data(
+                conn, cluster=cluster, status=status, window=window, date_from=date_from,
+                date_to=date_to, max_features=max_features, now=now or clock.now(),
+            )  # fmt: skip
     page = render_page(data, tiles=tiles, attribution=attribution)
     size = _write_atomically(out, page)
     return MapResult(
@@ -103,19 +114,26 @@ def write_map(
 
 
 def read_map_data(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
-    """The dashboard payload plus what only the map shows: gazetteers, daily backlog, content lag."""
+    """The dashboard payload plus what only the map shows: gazetteers, daily backlog, trends, content lag."""
     payload = read_dashboard(conn, **arguments)
     cluster = (arguments.get("cluster") or "").strip() or None
+    span = trends_chart.trend_range(date.fromisoformat(payload["window"]["from"]),
+                                    date.fromisoformat(payload["window"]["to"]))  # fmt: skip
     with conn.cursor(row_factory=dict_row) as cur:
         clusters = cur.execute(CLUSTERS_SQL, {"cluster": cluster}).fetchall()
         locations = cur.execute(LOCATIONS_SQL, {"cluster": cluster}).fetchall()
         backlog = cur.execute(BACKLOG_SQL, {"until": payload["window"]["to"]}).fetchall()
         content = cur.execute(CONTENT_SQL).fetchone()
+        trends = cur.execute(TRENDS_SQL, {"first": span.first, "last": span.last, "grain": span.grain,
+                                          "cluster": cluster, "now": arguments["now"]}).fetchone()  # fmt: skip
     newest_content = content["max"] if content else None
+    assert trends is not None
     return {
         "payload": payload,
         "gazetteer": {"clusters": clusters, "locations": locations},
         "backlog": backlog,
+        "trends": trends["fn_inc_trends"],
+        "teams": trends["fn_team_closures"],
         "content_lag_hours": _content_lag(payload["freshness"]["source_max_ts"], newest_content),
         "guard_km": GUARD_KM,
     }
@@ -140,10 +158,18 @@ def render_page(data: dict[str, Any], *, tiles: str | None, attribution: str) ->
         header=render_header(data),
         unplaced=render_unplaced(data["gazetteer"]),
         chart=render_chart(data["backlog"]),
+        trends_heading=html.escape(_trends_heading(data["trends"])),
+        trends=trends_chart.render_trends(data["trends"], data["teams"]),
         data=script_json(embedded),
         leaflet_js=_asset(f"vendor/leaflet-{LEAFLET_VERSION}/leaflet.js"),
         page_js=_asset("assets/map.js"),
     )
+
+
+def _trends_heading(trends: dict[str, Any]) -> str:
+    per = {"day": "EAT day", "week": "ISO week", "month": "month"}[trends["grain"]]
+    scope = f"cluster {trends['cluster']}" if trends["cluster"] else "all clusters"
+    return f"Trends per {per}, {trends['from']} to {trends['to']} ({scope}, every status)"
 
 
 def script_json(value: Any) -> str:
@@ -319,6 +345,10 @@ _TEMPLATE = """<!DOCTYPE html>
 <section id="backlog">
 <h2>Open backlog and closures per EAT day (all tickets)</h2>
 {chart}
+</section>
+<section id="trends">
+<h2>{trends_heading}</h2>
+{trends}
 </section>
 <script type="application/json" id="map-data">{data}</script>
 <script>{leaflet_js}</script>

@@ -118,13 +118,16 @@ def daily_rows(paths: list[Path], now: datetime) -> list[dict[str, Any]]:
         as_of = min(day_start(day + timedelta(days=1)), now)
         opened = [r for r in state_before(history, as_of).values() if flag(r.get("is_actionable"))]
         by_cluster: dict[str, int] = {}
+        breached_by_cluster: dict[str, int] = {}
         breached = fallback = 0
         for record in opened:
             cluster = text(record.get("cluster")) or "(blank)"
             by_cluster[cluster] = by_cluster.get(cluster, 0) + 1
             service = eat_time(record.get("created_at_service"))
             clock = service or eat_time(record.get("first_seen_at"))
-            breached += clock is not None and clock < as_of - SLA
+            if clock is not None and clock < as_of - SLA:
+                breached += 1
+                breached_by_cluster[cluster] = breached_by_cluster.get(cluster, 0) + 1
             fallback += service is None
         rows.append({
             "snapshot_date": day, "as_of": as_of, "open_total": len(opened), "open_breached": breached,
@@ -132,6 +135,7 @@ def daily_rows(paths: list[Path], now: datetime) -> list[dict[str, Any]]:
             "opened": sum(start <= at < as_of for at in first_seen.values()),
             "closed_today": sum(start <= e.observed_at < as_of for e in events),
             "open_by_cluster": dict(sorted(by_cluster.items())),
+            "breached_by_cluster": dict(sorted(breached_by_cluster.items())),
         })  # fmt: skip
         day += timedelta(days=1)
     return rows

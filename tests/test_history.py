@@ -19,10 +19,10 @@ from tests.stream_tools import PREFIX, bucket_keys, expected_state, fingerprint,
 
 SNAPSHOT_SQL = (
     "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed_today, "
-    "open_by_cluster FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
+    "open_by_cluster, breached_by_cluster FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
 )
 COLUMNS = ("snapshot_date", "as_of", "open_total", "open_breached", "open_on_first_seen_clock", "opened",
-           "closed_today", "open_by_cluster")  # fmt: skip
+           "closed_today", "open_by_cluster", "breached_by_cluster")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +346,8 @@ def test_same_day_captures_carry_the_row_forward_exactly(
                 calls = function_calls(conn, CARRY) - calls_before
                 full = conn.execute(
                     "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, "
-                    "closed_today, open_by_cluster FROM tickets.compute_daily_snapshots(%s, %s, %s)",
+                    "closed_today, open_by_cluster, breached_by_cluster "
+                    "FROM tickets.compute_daily_snapshots(%s, %s, %s)",
                     (instant.date(), instant.date(), instant),
                 ).fetchall()
             assert (calls > 0) == incremental, instant

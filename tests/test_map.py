@@ -334,3 +334,110 @@ def test_an_empty_database_gives_a_page_that_says_so(browser: Any, db_url: str, 
     assert "Every gazetteer place has an answer." in browser.find_element(By.ID, "unplaced").text
     centre = browser.execute_script("const c = window.fleetMap.map.getCenter(); return [c.lat, c.lng]")
     assert centre == pytest.approx([-1.2864, 36.8172])  # Nairobi when there is nothing to place
+
+
+# --- the trends section -----------------------------------------------------------
+
+TREND_MARKS = {  # chart: (bar classes, line classes)
+    "trend-counts": (("created-bar", "closed-bar"), ("backlog", "breached")),
+    "trend-mttr": ((), ("mttr-median", "mttr-p90")),
+    "trend-rates": ((), ("sla-rate", "c48-rate")),
+}
+
+BOX = "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];"
+
+
+def trends_of(url: str, first: str, last: str, grain: str, cluster: str | None = None) -> tuple[Any, Any]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT reporting.fn_inc_trends(p_from => %(f)s, p_to => %(t)s, p_grain => %(g)s, p_cluster => %(c)s,"
+            " p_now => %(n)s), reporting.fn_team_closures(p_from => %(f)s, p_to => %(t)s, p_cluster => %(c)s,"
+            " p_now => %(n)s)", {"f": first, "t": last, "g": grain, "c": cluster, "n": NOW},
+        ).fetchone()  # fmt: skip
+    assert row is not None
+    return row[0], row[1]
+
+
+def overlaps(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.clock
+def test_trends_section_embeds_the_trend_functions_over_the_window(map_db: str, page: Path) -> None:
+    data = embedded(page)
+    window = data["payload"]["window"]
+    trends, teams = trends_of(map_db, window["from"], window["to"], "day")
+    assert data["trends"] == trends and data["teams"] == teams
+    assert [p["period_start"] for p in trends["series"]] == [
+        (NOW.date() - timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+    # The two days before the first daily row have no backlog: gaps, not zeros.
+    assert [p["backlog_end"] for p in trends["series"]][:3] == [None, None, 14]
+    closed = sum(p["closed"] for p in trends["series"])
+    assert closed == sum(t["closed"] for t in teams["teams"]) == data["payload"]["metrics"]["closed_in_window"]
+
+
+@pytest.mark.clock
+def test_a_long_window_is_drawn_by_week(map_db: str, tmp_path: Path) -> None:
+    out = tmp_path / "long.html"
+    first, last = NOW.date() - timedelta(days=199), NOW.date()
+    map_page.write_map(Settings(database_url=map_db), out, window="custom", date_from=first, date_to=last,
+                       tiles="none", now=NOW)  # fmt: skip
+    data = embedded(out)
+    assert data["trends"]["grain"] == "week"
+    assert data["trends"] == trends_of(map_db, first.isoformat(), last.isoformat(), "week")[0]
+    text = out.read_text(encoding="utf-8")
+    assert text.count('class="created-bar" data-period') == len(data["trends"]["series"]) == 30
+    assert "Trends per ISO week" in text
+
+
+@pytest.mark.clock
+def test_the_trends_section_as_a_person_sees_it(browser: Any, page: Path, tmp_path: Path) -> None:
+    assert open_page(browser, page) == []
+    data = embedded(page)
+    series = data["trends"]["series"]
+    section = browser.find_element(By.ID, "trends")
+    assert section.is_displayed()
+    browser.execute_script("arguments[0].scrollIntoView()", section)
+    for chart_id, (bars, lines) in TREND_MARKS.items():
+        svg = browser.find_element(By.ID, chart_id)
+        assert svg.is_displayed() and svg.size["width"] > 600
+        for key in bars:  # one bar per period, zero-height ones included
+            assert len(svg.find_elements(By.CSS_SELECTOR, f"rect.{key}[data-period]")) == len(series)
+        plot = browser.execute_script(BOX, svg.find_element(By.CSS_SELECTOR, ".plot-area"))
+        legend = browser.execute_script(BOX, svg.find_element(By.CSS_SELECTOR, ".legend"))
+        assert not overlaps(legend, plot), chart_id
+        frame = browser.execute_script(BOX, svg)
+        labels = svg.find_elements(By.CSS_SELECTOR, "text")
+        boxes = [browser.execute_script(BOX, label) for label in labels]
+        for label, box in zip(labels, boxes):
+            assert label.text.strip(), chart_id
+            assert float(label.value_of_css_property("font-size").removesuffix("px")) >= 10
+            assert frame[0] <= box[0] and box[2] <= frame[2] and frame[1] <= box[1] and box[3] <= frame[3], label.text
+        x_labels = [b for label, b in zip(labels, boxes) if "x-label" in (label.get_attribute("class") or "")]
+        assert len(x_labels) >= 2
+        assert not any(overlaps(a, b) for a, b in zip(x_labels, x_labels[1:]))
+    counts = browser.find_element(By.ID, "trend-counts")
+    backlog = [p.get_attribute("data-period") for p in counts.find_elements(By.CSS_SELECTOR, "circle.backlog")]
+    assert backlog == [p["period_start"] for p in series if p["backlog_end"] is not None]
+    assert len(backlog) == 5 and len(counts.find_elements(By.CSS_SELECTOR, "polyline.backlog")) == 1
+    tip = counts.find_element(By.CSS_SELECTOR, "circle.backlog title").get_attribute("textContent")
+    assert tip == f"{series[2]['period_start']}: 14 open at end"
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in browser.find_elements(By.CSS_SELECTOR, "#team-table tbody tr")]  # fmt: skip
+    assert [r[0] for r in rows] == [t["team"] or "(no team)" for t in data["teams"]["teams"]]
+    assert [int(r[1]) for r in rows] == [t["closed"] for t in data["teams"]["teams"]]
+    # Nothing was fetched: the page and its charts are one file.
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+    shot = tmp_path / "trends.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 0
+    assert chart_pixels(browser, "trend-counts") > 500
+
+
+def chart_pixels(driver: Any, chart_id: str) -> int:
+    """Pixels inside the chart's plot area that are not white (every other one sampled)."""
+    plot = driver.find_element(By.CSS_SELECTOR, f"#{chart_id} .plot-area")
+    left, top, right, bottom = (round(v) for v in driver.execute_script(BOX, plot))
+    _, _, rows = screenshot_rgb(driver)
+    return sum(1 for row in rows[top + 1 : bottom - 1] for x in range(left + 1, right - 1, 2)
+               if tuple(row[3 * x : 3 * x + 3]) != (255, 255, 255))  # fmt: skip
