@@ -191,8 +191,8 @@ def _nice(highest: float) -> float:
     """An axis top at or above `highest`: 1, 2 or 5 times a power of ten (1 for nothing)."""
     if highest <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(highest))
-    return next(f * power for f in (1, 2, 5, 10) if f * power >= highest)
+    power = 10.0 ** math.floor(math.log10(highest))
+    return next(float(f * power) for f in (1, 2, 5, 10) if f * power >= highest)
 
 
 def _when(period: dict[str, Any]) -> str:

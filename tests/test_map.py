@@ -398,7 +398,7 @@ def test_the_trends_section_as_a_person_sees_it(browser: Any, page: Path, tmp_pa
     section = browser.find_element(By.ID, "trends")
     assert section.is_displayed()
     browser.execute_script("arguments[0].scrollIntoView()", section)
-    for chart_id, (bars, lines) in TREND_MARKS.items():
+    for chart_id, (bars, _lines) in TREND_MARKS.items():
         svg = browser.find_element(By.ID, chart_id)
         assert svg.is_displayed() and svg.size["width"] > 600
         for key in bars:  # one bar per period, zero-height ones included
@@ -409,13 +409,13 @@ def test_the_trends_section_as_a_person_sees_it(browser: Any, page: Path, tmp_pa
         frame = browser.execute_script(BOX, svg)
         labels = svg.find_elements(By.CSS_SELECTOR, "text")
         boxes = [browser.execute_script(BOX, label) for label in labels]
-        for label, box in zip(labels, boxes):
+        for label, box in zip(labels, boxes, strict=True):
             assert label.text.strip(), chart_id
             assert float(label.value_of_css_property("font-size").removesuffix("px")) >= 10
             assert frame[0] <= box[0] and box[2] <= frame[2] and frame[1] <= box[1] and box[3] <= frame[3], label.text
-        x_labels = [b for label, b in zip(labels, boxes) if "x-label" in (label.get_attribute("class") or "")]
+        x_labels = [b for label, b in zip(labels, boxes, strict=True) if "x-label" in (label.get_attribute("class") or "")]
         assert len(x_labels) >= 2
-        assert not any(overlaps(a, b) for a, b in zip(x_labels, x_labels[1:]))
+        assert not any(overlaps(a, b) for a, b in zip(x_labels, x_labels[1:], strict=False))
     counts = browser.find_element(By.ID, "trend-counts")
     backlog = [p.get_attribute("data-period") for p in counts.find_elements(By.CSS_SELECTOR, "circle.backlog")]
     assert backlog == [p["period_start"] for p in series if p["backlog_end"] is not None]

@@ -260,7 +260,7 @@ def test_a_ticket_reopened_and_closed_again_is_credited_to_its_second_closer(db_
         ("West 9", None),  # reopened, handed to West 9
         ("West 9", f"{day} 18:00:00"),  # West 9 closes it again
         ("East 2", f"{day} 18:00:00"),  # and a later export moves the closed ticket on: credit stays
-    ])]  # fmt: skip
+    ], strict=True)]  # fmt: skip
     assert run_ingest(Settings(database_url=db_url), apply=True, local_files=files, now=TEST_NOW).ok
     with psycopg.connect(db_url, autocommit=True) as c:
         teams = call(c, "fn_team_closures", p_from=day, p_to=day)["teams"]
