@@ -59,15 +59,19 @@ SELECT (SELECT count(*) FROM winners), count(*), 0, 0, (SELECT count(*) FROM ver
 #   identical row only takes the newer file's timestamp (so a later late file
 #   cannot roll it back) and keeps its ingested_at, which is how RETURNING
 #   tells the two apart;
-# - added: a ticket not seen before, and its first version;
+# - added: a ticket not seen before, and its first version. Which tickets
+#   are known is settled as the winners are picked, by primary key, before
+#   anything is written: probed after the update, the key's index led to
+#   each updated row's old and new tuple (20,000 rows: 27,000 page reads);
 # - stale: the guard fails (counted by the caller, see STALE_VERSIONS_SQL).
 # INSERT ... ON CONFLICT DO UPDATE did this in one pass, but fired the
 # geometry trigger of INSERT (every lookup) for each of the existing tickets.
 INCOMING_SQL = """
 CREATE TEMP TABLE ingest_incoming ON COMMIT DROP AS
-SELECT {ticket} AS ticket_id, {raw} AS raw
-  FROM ingest_stage
- WHERE line IN (SELECT max(line) FROM ingest_stage GROUP BY {ticket})
+SELECT w.ticket_id, w.raw, EXISTS (SELECT FROM tickets.inc t WHERE t.ticket_id = w.ticket_id) AS known
+  FROM (SELECT {ticket} AS ticket_id, {raw} AS raw
+          FROM ingest_stage
+         WHERE line IN (SELECT max(line) FROM ingest_stage GROUP BY {ticket})) AS w
 """
 DELTA_MERGE_SQL = """
 WITH keys AS MATERIALIZED (
@@ -85,7 +89,7 @@ WITH keys AS MATERIALIZED (
     INSERT INTO tickets.inc (ticket_id, raw, source_file_ts, source_key)
     SELECT i.ticket_id, i.raw, {file_ts}, {file_key}
       FROM ingest_incoming i
-     WHERE NOT EXISTS (SELECT FROM tickets.inc t WHERE t.ticket_id = i.ticket_id)
+     WHERE NOT i.known
     RETURNING ticket_id, raw
 ), versions AS (
     INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
@@ -229,7 +233,6 @@ def load_change_file(
                 merged = conn.execute(_statement(FIRST_LOAD_SQL, columns, result)).fetchone()
         else:
             conn.execute(_statement(INCOMING_SQL, columns, result))
-            conn.execute("ANALYZE ingest_incoming (ticket_id)")  # new tickets: probed by key
             with _indexes_built_after(conn, empty):
                 merged = conn.execute(_statement(DELTA_MERGE_SQL, columns, result)).fetchone()
         assert merged is not None
