@@ -49,7 +49,7 @@ SELECT (SELECT count(*) FROM winners), count(*), 0, 0, (SELECT count(*) FROM ver
   FROM added
 """
 # Into a table that holds tickets, the file's winners are first put in a
-# table of their own (ticket_id, raw), so that one statement can reach the
+# table of their own (ticket_id, raw, known), so that one statement can reach the
 # tickets they name by primary key: `= ANY` of their keys makes an index scan
 # of inc_pkey whatever the planner thinks of the table's size (a join let it
 # read all of tickets.inc to update 2,000 rows). Each winner takes one path,
