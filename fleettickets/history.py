@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -35,8 +36,9 @@ class HistoryCapture:
     closures_added: int
     days_refreshed: int
     versions_seen: int
+    seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return asdict(self)
 
 
@@ -74,9 +76,11 @@ def _call(conn: psycopg.Connection, function: str, now: datetime) -> HistoryCapt
     # Never the database's now(): the run decides the instant, so a run that
     # commits after EAT midnight still writes the day it started on.
     query = sql.SQL("SELECT * FROM tickets.{}(%s)").format(sql.Identifier(function))
+    started = time.monotonic()
     row = conn.execute(query, (now,)).fetchone()
     assert row is not None
-    return HistoryCapture(closures_added=row[0], days_refreshed=row[1], versions_seen=row[2])
+    return HistoryCapture(closures_added=row[0], days_refreshed=row[1], versions_seen=row[2],
+                          seconds=round(time.monotonic() - started, 3))
 
 
 def capture_history(settings: Settings, *, apply: bool, now: datetime | None = None) -> HistoryCapture:

@@ -381,3 +381,43 @@ def test_unreachable_bucket_is_one_clear_line(db_url: str, tmp_path: Path) -> No
     assert "Traceback" not in result.stderr and "TopSecretValue" not in result.stderr
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT status FROM tickets.ingest_runs").fetchall() == [("failed",)]
+
+
+def test_one_file_with_new_changed_identical_and_stale_tickets(settings: Settings, tmp_path: Path) -> None:
+    """Each row of a delta takes exactly one path, and only new and changed rows make versions."""
+    header = "ticket_id,raw_status,cluster,location_name,latitude,longitude\n"
+    first = tmp_path / "2026-06-15T06-00-00.csv"
+    first.write_text(header + "INC-1,Open,Nairobi,Site A,-1.29,36.82\n"
+                              "INC-2,Open,Nairobi,Site B,-1.30,36.80\n"
+                              "INC-3,Open,Mombasa,Site C,-4.05,39.66\n")  # fmt: skip
+    newer = tmp_path / "2026-06-15T08-00-00.csv"
+    newer.write_text(header + "INC-3,Closed,Mombasa,Site C,-4.05,39.66\n")
+    run_ingest(settings, apply=True, local_files=[first, newer])
+    with psycopg.connect(settings.database_url) as conn:
+        before = dict(conn.execute("SELECT ticket_id, ingested_at FROM tickets.inc").fetchall())
+
+    # INC-1 changes, INC-2 is identical, INC-3 holds a newer version already, INC-4 is new.
+    delta = tmp_path / "2026-06-15T07-00-00.csv"
+    delta.write_text(header + "INC-1,Resolved,Nairobi,Site A,-1.29,36.82\n"
+                              "INC-2,Open,Nairobi,Site B,-1.30,36.80\n"
+                              "INC-3,Pending,Mombasa,Site C,-4.05,39.66\n"
+                              "INC-4,Open,Kisumu,Site D,-0.09,34.77\n")  # fmt: skip
+    result = run_ingest(settings, apply=True, local_files=[delta]).files[0]
+    assert (result.inserted, result.updated, result.unchanged, result.stale) == (1, 1, 1, 1)
+    assert result.versions == 3, "INC-1 and INC-4, and INC-3's late version"
+
+    with psycopg.connect(settings.database_url) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT ticket_id, raw ->> 'raw_status', source_key, ingested_at, geom IS NOT NULL "
+            "FROM tickets.inc")}  # fmt: skip
+        versions = conn.execute(
+            "SELECT ticket_id, raw ->> 'raw_status' FROM tickets.inc_versions "
+            "WHERE source_key LIKE '%%07-00-00.csv' ORDER BY ticket_id").fetchall()  # fmt: skip
+    assert {t: r[0] for t, r in rows.items()} == {
+        "INC-1": "RESOLVED", "INC-2": "OPEN", "INC-3": "CLOSED", "INC-4": "OPEN"}
+    assert rows["INC-2"][1].endswith(delta.name), "an identical row takes the newer file's stamp"
+    assert rows["INC-2"][2] == before["INC-2"], "and keeps its ingested_at"
+    assert rows["INC-1"][2] > before["INC-1"]
+    assert rows["INC-3"][1].endswith(newer.name), "a stale row does not replace a newer version"
+    assert all(r[3] for r in rows.values()), "every ticket keeps or gets its point"
+    assert versions == [("INC-1", "RESOLVED"), ("INC-3", "PENDING"), ("INC-4", "OPEN")]
