@@ -28,8 +28,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description="The earlier loader's flags, mapped to fleettickets commands.",
     )
     parser.add_argument("--from-bucket", action="store_true", help="fleettickets ingest")
-    parser.add_argument("--inc-csv", metavar="FILE", action="append", default=[],
-                        help="fleettickets ingest --inc-csv FILE")  # fmt: skip
+    parser.add_argument(
+        "--inc-csv", metavar="FILE", action="append", default=[], help="fleettickets ingest --inc-csv FILE"
+    )
     parser.add_argument("--apply", action="store_true", help="write (default: dry run)")
     parser.add_argument("--geocode-clusters", action="store_true", help="fleettickets geocode-clusters")
     parser.add_argument("--geocode-locations", action="store_true", help="fleettickets geocode-locations")
@@ -52,8 +53,10 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
 
 def run(argv: list[str]) -> int:
     for command in commands(parse(argv)):
-        print(f"import_tickets.py is kept for the old schedule: running `fleettickets {' '.join(command)}`",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"import_tickets.py is kept for the old schedule: running `fleettickets {' '.join(command)}`",
+            file=sys.stderr,
+        )
         try:
             fleettickets_main(command)
         except SystemExit as exc:

@@ -86,9 +86,7 @@ CASES = [
 
 
 def call(args: dict[str, str]) -> sql.Composed:
-    named = sql.SQL(", ").join(
-        sql.SQL("{} => {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in args.items()
-    )
+    named = sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in args.items())
     return sql.SQL("SELECT reporting.fn_inc_dashboard({})::text").format(named)
 
 
@@ -120,16 +118,19 @@ def prepare(url: str, rows: int, span_days: int) -> None:
         pages, visible = conn.execute(
             "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'tickets.inc'::regclass"
         ).fetchone()
-        print(f"generated {rows:,} tickets (closed ones over {span_days} days) in {time.perf_counter() - start:.0f} s; "
-              f"all-visible pages {visible:,} of {pages:,}")  # fmt: skip
+        print(
+            f"generated {rows:,} tickets (closed ones over {span_days} days) in {time.perf_counter() - start:.0f} s; "
+            f"all-visible pages {visible:,} of {pages:,}"
+        )
         stats = conn.execute(
             "SELECT count(*) FILTER (WHERE is_actionable), "
             "count(*) FILTER (WHERE closed_at >= now() - interval '30 days'), "
             "count(*) FILTER (WHERE geom IS NULL), pg_size_pretty(pg_total_relation_size('tickets.inc')) "
             "FROM tickets.inc"
         ).fetchone()
-        print(f"open {stats[0]:,}; closed in last 30 days {stats[1]:,}; "
-              f"unmapped {stats[2]:,}; table + indexes {stats[3]}")  # fmt: skip
+        print(
+            f"open {stats[0]:,}; closed in last 30 days {stats[1]:,}; unmapped {stats[2]:,}; table + indexes {stats[3]}"
+        )
 
 
 def run(url: str, runs: int, explain: bool) -> None:
@@ -167,9 +168,12 @@ def bench(server: str, rows: int, span_days: int, runs: int, explain: bool) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--span-days", type=int, default=90,
-                        help="days over which the closed tickets were created; "
-                             "sets how many closures a 30-day window holds")
+    parser.add_argument(
+        "--span-days",
+        type=int,
+        default=90,
+        help="days over which the closed tickets were created; sets how many closures a 30-day window holds",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--explain", action="store_true", help="print the plan of one case")
     args = parser.parse_args()

@@ -35,16 +35,25 @@ LNG_RANGE = (36.68, 36.97)
 
 CASES = [
     ("distance, 10 nearest", "SELECT reporting.fn_dispatch_candidates(%s, %s)::text"),
-    ("distance, 10 nearest, cluster Kayole",
-     "SELECT reporting.fn_dispatch_candidates(%s, %s, p_cluster => 'kayole')::text"),
-    ("distance, 10 nearest, team Kayole Team 1",
-     "SELECT reporting.fn_dispatch_candidates(%s, %s, p_team => 'Kayole Team 1')::text"),
-    ("urgency within 3 km, 10", "SELECT reporting.fn_dispatch_candidates(%s, %s, p_within_m => 3000, "
-                                "p_order => 'urgency')::text"),
-    ("documented KNN query on the view", "SELECT ticket_id, cluster, hours_open, round(ST_Distance(geog, "
-     "ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geography))::int AS metres FROM tickets.inc_open_sla "
-     "ORDER BY geog <-> ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geography LIMIT 10"),
-]  # fmt: skip
+    (
+        "distance, 10 nearest, cluster Kayole",
+        "SELECT reporting.fn_dispatch_candidates(%s, %s, p_cluster => 'kayole')::text",
+    ),
+    (
+        "distance, 10 nearest, team Kayole Team 1",
+        "SELECT reporting.fn_dispatch_candidates(%s, %s, p_team => 'Kayole Team 1')::text",
+    ),
+    (
+        "urgency within 3 km, 10",
+        "SELECT reporting.fn_dispatch_candidates(%s, %s, p_within_m => 3000, p_order => 'urgency')::text",
+    ),
+    (
+        "documented KNN query on the view",
+        "SELECT ticket_id, cluster, hours_open, round(ST_Distance(geog, "
+        "ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geography))::int AS metres FROM tickets.inc_open_sla "
+        "ORDER BY geog <-> ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geography LIMIT 10",
+    ),
+]
 
 
 def points(n: int, seed: int) -> list[tuple[float, float]]:

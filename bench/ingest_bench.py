@@ -87,9 +87,11 @@ class Run:
 
     def split(self) -> str:
         rest = self.seconds - self.read_load - self.merge - self.capture
-        return (f"  of which read + clean + COPY to staging {self.read_load:.2f} s, merge {self.merge:.2f} s, "
-                f"history capture {self.capture:.2f} s, the rest of the run {rest:.2f} s; "
-                f"process start and imports {self.wall - self.seconds:.2f} s")  # fmt: skip
+        return (
+            f"  of which read + clean + COPY to staging {self.read_load:.2f} s, merge {self.merge:.2f} s, "
+            f"history capture {self.capture:.2f} s, the rest of the run {rest:.2f} s; "
+            f"process start and imports {self.wall - self.seconds:.2f} s"
+        )
 
     def times(self) -> str:
         return f"{self.seconds:.2f} s run time, {self.wall:.2f} s wall"
@@ -106,11 +108,14 @@ def run_ingest(url: str, *paths: Path) -> Run:
         sys.exit(f"ingest failed: {result.stderr}")
     report = json.loads(result.stdout)
     files = report["files"]
-    return Run(wall=wall, seconds=report["seconds"],
-               rss_kib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-               read_load=sum(f["read_load_seconds"] for f in files),
-               merge=sum(f["merge_seconds"] for f in files),
-               capture=report["history"]["seconds"])  # fmt: skip
+    return Run(
+        wall=wall,
+        seconds=report["seconds"],
+        rss_kib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        read_load=sum(f["read_load_seconds"] for f in files),
+        merge=sum(f["merge_seconds"] for f in files),
+        capture=report["history"]["seconds"],
+    )
 
 
 def startup_seconds(*args: str, runs: int = 5) -> float:
@@ -164,10 +169,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--delta-rows", type=int, default=20_000)
-    parser.add_argument("--days-back", type=int, default=170,
-                        help="how many days before now the delta file is stamped (default 170)")  # fmt: skip
-    parser.add_argument("--small-rows", type=int, default=25_000,
-                        help="tickets in the second, small database (default 25,000)")  # fmt: skip
+    parser.add_argument(
+        "--days-back", type=int, default=170, help="how many days before now the delta file is stamped (default 170)"
+    )
+    parser.add_argument(
+        "--small-rows", type=int, default=25_000, help="tickets in the second, small database (default 25,000)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="fleettickets-bench-"))
     workdir.chmod(0o755)
@@ -185,37 +192,48 @@ def main() -> None:
         write_delta_csv(delta, args.delta_rows, baseline_rows=args.rows, start=start, at=at)
         write_delta_csv(small, SMALL_DELTA_ROWS, baseline_rows=args.rows, start=start, at=today)
         size_mb = baseline.stat().st_size / 1e6
-        print(f"baseline: {args.rows:,} rows, {size_mb:.0f} MB; delta: {args.delta_rows:,} rows "
-              f"stamped {args.days_back} days back")  # fmt: skip
+        print(
+            f"baseline: {args.rows:,} rows, {size_mb:.0f} MB; delta: {args.delta_rows:,} rows "
+            f"stamped {args.days_back} days back"
+        )
 
         url = fresh_database(admin_url, BENCH_DB)
         floor_seconds = floor(url, baseline)
-        print(f"floor (COPY + INSERT ... SELECT as jsonb): {floor_seconds:.1f} s, "
-              f"{args.rows / floor_seconds:,.0f} rows/s")  # fmt: skip
+        print(
+            f"floor (COPY + INSERT ... SELECT as jsonb): {floor_seconds:.1f} s, {args.rows / floor_seconds:,.0f} rows/s"
+        )
 
         run = run_ingest(url, baseline)
-        print(f"baseline ingest: {run.wall:.1f} s wall, {args.rows / run.wall:,.0f} rows/s, "
-              f"peak RSS {run.rss_kib / 1024:.0f} MiB, ratio ingest/floor {run.wall / floor_seconds:.2f} "
-              f"(floor {floor_seconds:.1f} s)")  # fmt: skip
+        print(
+            f"baseline ingest: {run.wall:.1f} s wall, {args.rows / run.wall:,.0f} rows/s, "
+            f"peak RSS {run.rss_kib / 1024:.0f} MiB, ratio ingest/floor {run.wall / floor_seconds:.2f} "
+            f"(floor {floor_seconds:.1f} s)"
+        )
         print(run.split())
         print(f"  first history capture: {run.capture:.1f} s")
         run = run_ingest(url, delta)
-        print(f"delta ingest ({args.delta_rows:,} rows, {args.days_back} days back): {run.times()}, "
-              f"peak RSS so far {run.rss_kib / 1024:.0f} MiB")  # fmt: skip
+        print(
+            f"delta ingest ({args.delta_rows:,} rows, {args.days_back} days back): {run.times()}, "
+            f"peak RSS so far {run.rss_kib / 1024:.0f} MiB"
+        )
         print(run.split())
         big = run_ingest(url, small), run_ingest(url, small)  # the second: already in the ledger
         little = small_runs(admin_url, workdir, args.small_rows, start, today)
         for label, on_big, on_small in zip(("2,000-row delta", "run with nothing new"), big, little, strict=True):
-            print(f"{label}: {args.rows:,} tickets {on_big.times()}; {args.small_rows:,} tickets "
-                  f"{on_small.times()}; ratio big/small {on_big.seconds / on_small.seconds:.2f} run time, "
-                  f"{on_big.wall / on_small.wall:.2f} wall")  # fmt: skip
+            print(
+                f"{label}: {args.rows:,} tickets {on_big.times()}; {args.small_rows:,} tickets "
+                f"{on_small.times()}; ratio big/small {on_big.seconds / on_small.seconds:.2f} run time, "
+                f"{on_big.wall / on_small.wall:.2f} wall"
+            )
             print(f"  on {args.rows:,}:" + on_big.split()[1:])
         version = startup_seconds("-m", "fleettickets", "--version")
         helped = startup_seconds("-m", "fleettickets", "--help")
         loaded = startup_seconds("-c", "import fleettickets.cli, fleettickets.ingest")
-        print(f"start-up, paid by every scheduled run on top of its run time: `fleettickets --version` "
-              f"{version:.2f} s wall, `--help` {helped:.2f} s; an ingest's imports (psycopg, boto3 and "
-              f"the rest) {loaded:.2f} s wall")  # fmt: skip
+        print(
+            f"start-up, paid by every scheduled run on top of its run time: `fleettickets --version` "
+            f"{version:.2f} s wall, `--help` {helped:.2f} s; an ingest's imports (psycopg, boto3 and "
+            f"the rest) {loaded:.2f} s wall"
+        )
     finally:
         if datadir is not None:
             stop_cluster(datadir)

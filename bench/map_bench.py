@@ -97,9 +97,11 @@ def prepare(url: str, rows: int, now: datetime) -> None:
 def measure(url: str, out: Path, runs: int, now: datetime) -> None:
     start = time.perf_counter()
     result = map_page.write_map(Settings(database_url=url), out, window="last_30_days", tiles="none", now=now)
-    print(f"wrote {result.open_features:,} open and {result.closed_features:,} closed features, "
-          f"{result.backlog_days} daily rows: {result.bytes_written / 1e6:.1f} MB "
-          f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    print(
+        f"wrote {result.open_features:,} open and {result.closed_features:,} closed features, "
+        f"{result.backlog_days} daily rows: {result.bytes_written / 1e6:.1f} MB "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     with chromium() as driver:
         drawn, pans = [], []
         for _ in range(runs):
@@ -109,8 +111,10 @@ def measure(url: str, out: Path, runs: int, now: datetime) -> None:
             drawn.append(driver.execute_script("return performance.getEntriesByName('map-drawn')[0].startTime"))
             pans.append(driver.execute_async_script(PAN))
         errors = console_errors(driver)
-    print(f"drawn in headless Chromium after {statistics.median(drawn):.0f} ms "
-          f"(median of {runs}; all: {', '.join(f'{ms:.0f}' for ms in drawn)})")  # fmt: skip
+    print(
+        f"drawn in headless Chromium after {statistics.median(drawn):.0f} ms "
+        f"(median of {runs}; all: {', '.join(f'{ms:.0f}' for ms in drawn)})"
+    )
     print(f"one 40 px pan repainted in {statistics.median(pans):.0f} ms (median)")
     if errors:
         print(f"console errors: {errors}")

@@ -52,14 +52,19 @@ def cases(today: object) -> list[tuple[str, str, dict[str, object]]]:
     day = timedelta(days=1)
     return [
         ("trends, 90 days by day", "fn_inc_trends", {"p_from": today - 89 * day, "p_to": today}),  # type: ignore[operator]
-        ("trends, 52 weeks by week", "fn_inc_trends",
-         {"p_from": today - 363 * day, "p_to": today, "p_grain": "week"}),  # type: ignore[operator]
-        ("trends, 90 days by day, Kayole", "fn_inc_trends",
-         {"p_from": today - 89 * day, "p_to": today, "p_cluster": "kayole"}),  # type: ignore[operator]
+        ("trends, 52 weeks by week", "fn_inc_trends", {"p_from": today - 363 * day, "p_to": today, "p_grain": "week"}),  # type: ignore[operator]
+        (
+            "trends, 90 days by day, Kayole",
+            "fn_inc_trends",
+            {"p_from": today - 89 * day, "p_to": today, "p_cluster": "kayole"},
+        ),  # type: ignore[operator]
         ("team closures, 90 days", "fn_team_closures", {"p_from": today - 89 * day, "p_to": today}),  # type: ignore[operator]
-        ("team closures, 90 days, Kayole", "fn_team_closures",
-         {"p_from": today - 89 * day, "p_to": today, "p_cluster": "kayole"}),  # type: ignore[operator]
-    ]  # fmt: skip
+        (
+            "team closures, 90 days, Kayole",
+            "fn_team_closures",
+            {"p_from": today - 89 * day, "p_to": today, "p_cluster": "kayole"},
+        ),  # type: ignore[operator]
+    ]
 
 
 def call(function: str, args: dict[str, object]) -> sql.Composed:
@@ -76,8 +81,9 @@ def run(url: str, span_days: int, runs: int, explain: bool) -> None:
         conn.execute(DAILY_ROWS, {"today": today, "span_days": span_days})
         conn.execute("VACUUM (ANALYZE) tickets.closure_events, tickets.inc_daily_snapshot")
         events = conn.execute("SELECT count(*) FROM tickets.closure_events").fetchone()[0]
-        print(f"generated {events:,} closure events and {span_days + 1} daily rows "
-              f"in {time.perf_counter() - start:.0f} s")  # fmt: skip
+        print(
+            f"generated {events:,} closure events and {span_days + 1} daily rows in {time.perf_counter() - start:.0f} s"
+        )
         print(f"{'case':34} {'median ms':>10} {'min ms':>8} {'payload':>10}")
         for label, function, args in cases(today):
             query = call(function, args)

@@ -34,10 +34,17 @@ from fleettickets.source import parse_file_ts
 logger = logging.getLogger(__name__)
 
 DEPLOYED_LEDGER_FILES = (
-    "01_tickets_schema.sql", "02_import_meta.sql", "03_inc_columns.sql", "04_inc_latlng.sql",
-    "05_inc_geography.sql", "06_inc_mttr_minutes.sql", "07_inc_drop_service_type.sql",
-    "08_inc_open_sla_view.sql", "09_inc_dashboard_fn.sql", "10_inc_history_capture.sql",
-)  # fmt: skip
+    "01_tickets_schema.sql",
+    "02_import_meta.sql",
+    "03_inc_columns.sql",
+    "04_inc_latlng.sql",
+    "05_inc_geography.sql",
+    "06_inc_mttr_minutes.sql",
+    "07_inc_drop_service_type.sql",
+    "08_inc_open_sla_view.sql",
+    "09_inc_dashboard_fn.sql",
+    "10_inc_history_capture.sql",
+)
 # The deployed objects as its documentation names them (kind, name, columns it must have).
 DOCUMENTED = (
     ("table", "tickets.inc", ("ticket_id", "raw")),
@@ -50,7 +57,7 @@ DOCUMENTED = (
     ("view", "tickets.inc_open_sla", ()),
     ("function", "reporting.fn_tickets_for_map", ()),
     ("function", "reporting.fn_inc_dashboard", ()),
-)  # fmt: skip
+)
 # Deployed functions the current schema replaces under another name.
 DOCUMENTED_OLD_FUNCTIONS = {"tickets.capture_history"}
 ASIDE = {"tickets": "tickets_deployed", "reporting": "reporting_deployed"}
@@ -71,15 +78,16 @@ class AdoptReport:
 def backup_command(settings: Settings) -> str:
     """The pg_dump that saves both schemas first; the URL stays in the variable, never printed."""
     dbname = urlsplit(settings.database_url or "").path.lstrip("/") or "database"
-    return (f'pg_dump "$DATABASE_URL" --format=custom --schema=tickets --schema=reporting '
-            f"--file={dbname}-tickets-reporting-before-adopt.dump")  # fmt: skip
+    return (
+        f'pg_dump "$DATABASE_URL" --format=custom --schema=tickets --schema=reporting '
+        f"--file={dbname}-tickets-reporting-before-adopt.dump"
+    )
 
 
 def adopt(settings: Settings, *, apply: bool) -> AdoptReport:
     """The `adopt` command: without `apply`, the whole conversion runs and is rolled back."""
     report = AdoptReport(applied=apply, backup_command=backup_command(settings), state="deployed")
-    with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"), \
-            job_lock(conn, "migrate", wait=True):  # fmt: skip
+    with connect(settings, autocommit=True) as conn, job_lock(conn, "ingest"), job_lock(conn, "migrate", wait=True):
         report.state = recognise(conn)
         if report.state == "deployed":
             try:
@@ -89,11 +97,16 @@ def adopt(settings: Settings, *, apply: bool) -> AdoptReport:
                     convert(conn, report, apply=apply)
                     crash_point("adopt-before-commit")
             except psycopg.Error as exc:
-                raise FleetTicketsError(f"adopt failed and was rolled back, nothing changed: "
-                                        f"{type(exc).__name__}: {str(exc).strip()}") from None  # fmt: skip
+                raise FleetTicketsError(
+                    f"adopt failed and was rolled back, nothing changed: {type(exc).__name__}: {str(exc).strip()}"
+                ) from None
             crash_point("adopt-after-commit")
-            logger.info("adopt %s: %d plan lines", "applied" if apply else "dry run rolled back", len(report.lines),
-                        extra={"event": "adopt", "applied": apply})  # fmt: skip
+            logger.info(
+                "adopt %s: %d plan lines",
+                "applied" if apply else "dry run rolled back",
+                len(report.lines),
+                extra={"event": "adopt", "applied": apply},
+            )
     return report
 
 
@@ -102,8 +115,9 @@ def recognise(conn: psycopg.Connection) -> str:
     if _relation_kind(conn, "tickets.schema_migrations") is None:
         if not _objects_in(conn, ("tickets", "reporting")):
             return "fresh"
-        raise AdoptRefused(["the tickets or reporting schema holds objects but there is no ledger "
-                            "tickets.schema_migrations"])  # fmt: skip
+        raise AdoptRefused(
+            ["the tickets or reporting schema holds objects but there is no ledger tickets.schema_migrations"]
+        )
     if "checksum" in _columns(conn, "tickets.schema_migrations"):
         return "adopted"
     problems = _ledger_problems(conn) + _documented_problems(conn)
@@ -125,8 +139,11 @@ def convert(conn: psycopg.Connection, report: AdoptReport, *, apply: bool = True
     rolled back anyway has no need to make the map's readers wait for.
     """
     ledger = [r[0] for r in conn.execute("SELECT to_jsonb(l) FROM tickets.schema_migrations l")]
-    report.add("recognised", f"the earlier loader's database (tickets.schema_migrations: {len(ledger)} "
-                             f"files, {DEPLOYED_LEDGER_FILES[0]} to {DEPLOYED_LEDGER_FILES[-1]})")  # fmt: skip
+    report.add(
+        "recognised",
+        f"the earlier loader's database (tickets.schema_migrations: {len(ledger)} "
+        f"files, {DEPLOYED_LEDGER_FILES[0]} to {DEPLOYED_LEDGER_FILES[-1]})",
+    )
     crash_point("adopt-start")
     for schema, aside in ASIDE.items():
         if _schema_exists(conn, schema):
@@ -135,19 +152,28 @@ def convert(conn: psycopg.Connection, report: AdoptReport, *, apply: bool = True
     migrations = read_migrations(default_migrations_dir())
     for migration in migrations:
         apply_one(conn, migration)
-    report.add("added", f"the current schema: {len(migrations)} migrations, {migrations[0].filename} to "
-                        f"{migrations[-1].filename}, recorded in tickets.schema_migrations")  # fmt: skip
+    report.add(
+        "added",
+        f"the current schema: {len(migrations)} migrations, {migrations[0].filename} to "
+        f"{migrations[-1].filename}, recorded in tickets.schema_migrations",
+    )
     crash_point("adopt-migrated")
     copier = adopt_copy.Copier(conn, report, ASIDE)
     copier.refuse_unknown_definitions(DOCUMENTED_OLD_FUNCTIONS)
     key, _ = watermark(conn, ASIDE["tickets"])
     assert key is not None
     file_ts = parse_file_ts(key.rsplit("/", 1)[-1])
-    conn.execute("CREATE TEMP TABLE adopt_watermark ON COMMIT DROP AS SELECT %s::text AS watermark_key, "
-                 "%s::timestamptz AS watermark_ts, %s::jsonb AS deployed_ledger", (key, file_ts, Jsonb(ledger)))  # fmt: skip
+    conn.execute(
+        "CREATE TEMP TABLE adopt_watermark ON COMMIT DROP AS SELECT %s::text AS watermark_key, "
+        "%s::timestamptz AS watermark_ts, %s::jsonb AS deployed_ledger",
+        (key, file_ts, Jsonb(ledger)),
+    )
     copier.copy_all()
-    report.add("kept as is", f"the watermark {key}: adopted tickets stand at that file; processed/ is not "
-                             "applied again, changes/ is applied next and wins over them")  # fmt: skip
+    report.add(
+        "kept as is",
+        f"the watermark {key}: adopted tickets stand at that file; processed/ is not "
+        "applied again, changes/ is applied next and wins over them",
+    )
     conn.execute(_finish_sql())
     copier.report_history(key, file_ts)
     crash_point("adopt-copied")
@@ -159,13 +185,17 @@ def convert(conn: psycopg.Connection, report: AdoptReport, *, apply: bool = True
 
 def watermark(conn: psycopg.Connection, schema: str) -> tuple[str | None, str | None]:
     """The last change file the deployed loader applied, or why it cannot be read."""
-    query = sql.SQL("SELECT metadata ->> 'source_max_key' FROM {}.import_meta "
-                    "WHERE metadata ? 'source_max_key' ORDER BY dataset = 'inc' DESC LIMIT 1")  # fmt: skip
+    query = sql.SQL(
+        "SELECT metadata ->> 'source_max_key' FROM {}.import_meta "
+        "WHERE metadata ? 'source_max_key' ORDER BY dataset = 'inc' DESC LIMIT 1"
+    )
     row = conn.execute(query.format(sql.Identifier(schema))).fetchone()
     key = row[0] if row else None
     if not key or parse_file_ts(key.rsplit("/", 1)[-1]) is None:
-        return None, (f"tickets.import_meta has no readable watermark (metadata ->> 'source_max_key' is "
-                      f"{key!r}); without it the files in processed/ would be applied again")  # fmt: skip
+        return None, (
+            f"tickets.import_meta has no readable watermark (metadata ->> 'source_max_key' is "
+            f"{key!r}); without it the files in processed/ would be applied again"
+        )
     return key, None
 
 
@@ -178,8 +208,10 @@ def _ledger_problems(conn: psycopg.Connection) -> list[str]:
     for (row,) in conn.execute("SELECT to_jsonb(l) FROM tickets.schema_migrations l"):
         names |= {_ledger_name(v) for v in row.values() if isinstance(v, str) and re.match(r"^\d{2,4}_", v)}
     problems = [f"tickets.schema_migrations does not record {f}" for f in DEPLOYED_LEDGER_FILES if f not in names]
-    problems += [f"tickets.schema_migrations records {f}, which the earlier loader's documentation does not list"
-                 for f in sorted(names - set(DEPLOYED_LEDGER_FILES))]  # fmt: skip
+    problems += [
+        f"tickets.schema_migrations records {f}, which the earlier loader's documentation does not list"
+        for f in sorted(names - set(DEPLOYED_LEDGER_FILES))
+    ]
     return problems
 
 
@@ -192,8 +224,10 @@ def _documented_problems(conn: psycopg.Connection) -> list[str]:
     for kind, name, columns in DOCUMENTED:
         schema, _, bare = name.partition(".")
         if kind == "function":
-            row = conn.execute("SELECT EXISTS (SELECT FROM pg_proc WHERE proname = %s "
-                               "AND pronamespace = %s::regnamespace)", (bare, schema)).fetchone()  # fmt: skip
+            row = conn.execute(
+                "SELECT EXISTS (SELECT FROM pg_proc WHERE proname = %s AND pronamespace = %s::regnamespace)",
+                (bare, schema),
+            ).fetchone()
             if not (row and row[0]):
                 problems.append(f"function {name} is missing")
             continue
@@ -214,8 +248,11 @@ def _relation_kind(conn: psycopg.Connection, name: str) -> str | None:
 
 
 def _columns(conn: psycopg.Connection, name: str) -> list[str]:
-    rows = conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (name,))  # fmt: skip
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (name,),
+    )
     return [r[0] for r in rows]
 
 
@@ -228,7 +265,7 @@ def _objects_in(conn: psycopg.Connection, schemas: tuple[str, ...]) -> bool:
     row = conn.execute(
         "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = ANY(%s)) OR EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n "
-        "ON n.oid = p.pronamespace WHERE n.nspname = ANY(%s))", (list(schemas), list(schemas)),
-    ).fetchone()  # fmt: skip
+        "ON n.oid = p.pronamespace WHERE n.nspname = ANY(%s))",
+        (list(schemas), list(schemas)),
+    ).fetchone()
     return bool(row and row[0])
-

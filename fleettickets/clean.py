@@ -198,8 +198,7 @@ def read_change_file(stream: BinaryStream, source: str) -> Iterator[Row]:
             elif len(ticket) > MAX_TICKET_ID_CHARS:
                 yield RejectedRow(
                     line,
-                    f"ticket_id is {len(ticket):,} characters long; at most "
-                    f"{MAX_TICKET_ID_CHARS} are allowed",
+                    f"ticket_id is {len(ticket):,} characters long; at most {MAX_TICKET_ID_CHARS} are allowed",
                 )
             else:
                 yield CleanRow(line, ticket, make_record(values))
@@ -315,9 +314,7 @@ def _decode(pieces: list[bytes], source: str, before: int) -> list[str]:
 def _check_header(header: Sequence[str], source: str, line: int) -> list[str]:
     columns = [name.strip() for name in header]
     if len(columns) > MAX_COLUMNS:
-        raise BadChangeFile(
-            source, f"header has {len(columns):,} columns; at most {MAX_COLUMNS:,} are supported", line
-        )
+        raise BadChangeFile(source, f"header has {len(columns):,} columns; at most {MAX_COLUMNS:,} are supported", line)
     with_nul = next((i for i, name in enumerate(columns, 1) if "\x00" in name), None)
     if with_nul is not None:
         raise BadChangeFile(source, f"header column {with_nul} contains a NUL character", line)
@@ -330,9 +327,7 @@ def _check_header(header: Sequence[str], source: str, line: int) -> list[str]:
         raise BadChangeFile(source, f"duplicate column names in header: {names}", line)
     if "ticket_id" not in columns:
         found = ", ".join(columns[:8]) + (", …" if len(columns) > 8 else "")
-        raise BadChangeFile(
-            source, f"header has no ticket_id column (found: {found})", line
-        )
+        raise BadChangeFile(source, f"header has no ticket_id column (found: {found})", line)
     return columns
 
 
@@ -344,9 +339,7 @@ def _record_maker(
     columns: Sequence[str],
 ) -> Callable[[list[str]], dict[str, str | None]]:
     """Build the per-row cleaner for one header, so rows pay no lookups."""
-    kept = [
-        (pos, name) for pos, name in enumerate(columns) if name not in DROPPED_COLUMNS
-    ]
+    kept = [(pos, name) for pos, name in enumerate(columns) if name not in DROPPED_COLUMNS]
     names = [name for _, name in kept]
     pick = _picker([pos for pos, _ in kept], len(columns))
 

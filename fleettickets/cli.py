@@ -70,11 +70,15 @@ pass_app = click.make_pass_decorator(App)
 @click.option("-v", "--verbose", count=True, help="Debug detail in the log (also after the command).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log (also after the command).")
 @click.option(
-    "--now", "pinned_now", metavar="INSTANT", envvar=clock.NOW_ENV, show_envvar=True,
+    "--now",
+    "pinned_now",
+    metavar="INSTANT",
+    envvar=clock.NOW_ENV,
+    show_envvar=True,
     help="Act as if it were INSTANT (ISO 8601, EAT without an offset): history days, "
     "dashboard windows and health rules follow it. For previews, replays and tests; "
     "never in a schedule.",
-)  # fmt: skip
+)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, pinned_now: str | None) -> None:
     """Load the INC ticket change stream into PostGIS for the live map and SLA picture.
@@ -109,10 +113,17 @@ def migrate(app: App, dry_run: bool, as_json: bool) -> None:
     with _json_errors(as_json):
         plan = migrations.migrate_database(app.settings, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps({
-            "ok": True, "applied": not dry_run, "migrations": [m.filename for m in plan.pending],
-            "applied_meanwhile": list(plan.applied_meanwhile), "already_applied": len(plan.applied),
-        }))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "applied": not dry_run,
+                    "migrations": [m.filename for m in plan.pending],
+                    "applied_meanwhile": list(plan.applied_meanwhile),
+                    "already_applied": len(plan.applied),
+                }
+            )
+        )
         return
     verb = "would apply" if dry_run else "applied"
     if plan.applied_meanwhile:
@@ -148,19 +159,32 @@ def adopt(app: App, apply: bool) -> None:
 
 @cli.command()
 @click.option("--apply", is_flag=True, help="Write to the database and archive files (default: dry run).")
-@click.option("--from-bucket", is_flag=True,
-              help="Read the bucket's changes/ folder: the default, so this does nothing; kept for old schedules.")
 @click.option(
-    "--inc-csv", "inc_csv", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--from-bucket",
+    is_flag=True,
+    help="Read the bucket's changes/ folder: the default, so this does nothing; kept for old schedules.",
+)
+@click.option(
+    "--inc-csv",
+    "inc_csv",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ingest this local change file instead of the bucket (repeatable, applied in the given order).",
-)  # fmt: skip
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--lock-wait", "lock_wait", type=click.FloatRange(min=0), default=defaults.DEFAULT_LOCK_WAIT_SECONDS,
-              show_default=True, metavar="SECONDS",
-              help="How long to wait for a lock held by another run before exiting 75.")  # fmt: skip
+@click.option(
+    "--lock-wait",
+    "lock_wait",
+    type=click.FloatRange(min=0),
+    default=defaults.DEFAULT_LOCK_WAIT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a lock held by another run before exiting 75.",
+)
 @pass_app
-def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], as_json: bool,
-           lock_wait: float) -> None:  # fmt: skip
+def ingest(
+    app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], as_json: bool, lock_wait: float
+) -> None:
     """Apply every change file not yet ingested, oldest first, one transaction each.
 
     Without --apply nothing is written: each pending file is loaded inside a
@@ -171,8 +195,7 @@ def ingest(app: App, apply: bool, from_bucket: bool, inc_csv: tuple[Path, ...], 
     if inc_csv and from_bucket:
         raise click.UsageError("--inc-csv and --from-bucket are alternatives")
     try:
-        result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None,
-                                         lock_wait=lock_wait)  # fmt: skip
+        result = ingestion.run_ingest(app.settings, apply=apply, local_files=list(inc_csv) or None, lock_wait=lock_wait)
     except FleetTicketsError as exc:
         # A scheduler parsing stdout gets its document whatever happened.
         if as_json:
@@ -208,26 +231,54 @@ def with_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 # The dashboard's filters, for `dashboard` and `map`: the same names and meanings.
 window_options = [
     click.option("--cluster", help="Only this cluster (case is ignored)."),
-    click.option("--status", type=click.Choice(defaults.STATUSES, case_sensitive=False),
-                 help="Only this normalized status."),
-    click.option("--window", type=click.Choice(defaults.WINDOWS, case_sensitive=False), default="today",
-                 show_default=True, help="EAT calendar days; custom takes --from and --to."),
-    click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-                 help="First day of a custom window (EAT, inclusive)."),
-    click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-                 help="Last day of a custom window (EAT, inclusive)."),
-    click.option("--max-features", type=int, default=defaults.DEFAULT_MAX_FEATURES, show_default=True,
-                 help="Cap on features per GeoJSON collection (per map layer)."),
-]  # fmt: skip
+    click.option(
+        "--status", type=click.Choice(defaults.STATUSES, case_sensitive=False), help="Only this normalized status."
+    ),
+    click.option(
+        "--window",
+        type=click.Choice(defaults.WINDOWS, case_sensitive=False),
+        default="today",
+        show_default=True,
+        help="EAT calendar days; custom takes --from and --to.",
+    ),
+    click.option(
+        "--from",
+        "date_from",
+        type=click.DateTime(["%Y-%m-%d"]),
+        metavar="DATE",
+        help="First day of a custom window (EAT, inclusive).",
+    ),
+    click.option(
+        "--to",
+        "date_to",
+        type=click.DateTime(["%Y-%m-%d"]),
+        metavar="DATE",
+        help="Last day of a custom window (EAT, inclusive).",
+    ),
+    click.option(
+        "--max-features",
+        type=int,
+        default=defaults.DEFAULT_MAX_FEATURES,
+        show_default=True,
+        help="Cap on features per GeoJSON collection (per map layer).",
+    ),
+]
 
 
 @cli.command()
 @with_options(window_options)
 @click.option("--json", "compact", is_flag=True, help="The database's text unchanged, on one line.")
 @pass_app
-def dashboard(app: App, cluster: str | None, status: str | None, window: str,
-              date_from: datetime | None, date_to: datetime | None,
-              max_features: int, compact: bool) -> None:  # fmt: skip
+def dashboard(
+    app: App,
+    cluster: str | None,
+    status: str | None,
+    window: str,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    max_features: int,
+    compact: bool,
+) -> None:
     """Print the dashboard payload, indented for reading or, with --json, as the map receives it.
 
     With --json the text of reporting.fn_inc_dashboard is printed unchanged
@@ -238,27 +289,50 @@ def dashboard(app: App, cluster: str | None, status: str | None, window: str,
     """
     with _json_errors(compact):
         text = dashboards.fetch_dashboard_text(
-            app.settings, cluster=cluster, status=status, window=window,
+            app.settings,
+            cluster=cluster,
+            status=status,
+            window=window,
             date_from=date_from.date() if date_from else None,
-            date_to=date_to.date() if date_to else None, max_features=max_features,
-        )  # fmt: skip
+            date_to=date_to.date() if date_to else None,
+            max_features=max_features,
+        )
     click.echo(text if compact else json.dumps(json.loads(text), ensure_ascii=False, indent=2))
 
 
 @cli.command()
-@click.option("--near", required=True, metavar="LAT,LNG",
-              help="Where the vehicle is, latitude first (decimal degrees).")  # fmt: skip
-@click.option("--limit", type=int, default=defaults.DEFAULT_DISPATCH_LIMIT, show_default=True,
-              help="How many candidates (at most 100).")  # fmt: skip
+@click.option(
+    "--near", required=True, metavar="LAT,LNG", help="Where the vehicle is, latitude first (decimal degrees)."
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=defaults.DEFAULT_DISPATCH_LIMIT,
+    show_default=True,
+    help="How many candidates (at most 100).",
+)
 @click.option("--within-km", type=float, help="Only tickets within this radius (needed by --order urgency).")
 @click.option("--cluster", help="Only this cluster (case is ignored).")
 @click.option("--team", help="Only this assigned team (case is ignored).")
-@click.option("--order", type=click.Choice(defaults.ORDERS), default="distance", show_default=True,
-              help="distance: nearest first; urgency: breached, then at_risk, then the rest, each nearest first.")  # fmt: skip
+@click.option(
+    "--order",
+    type=click.Choice(defaults.ORDERS),
+    default="distance",
+    show_default=True,
+    help="distance: nearest first; urgency: breached, then at_risk, then the rest, each nearest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The payload as one line of JSON, unchanged.")
 @pass_app
-def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: str | None,
-             team: str | None, order: str, as_json: bool) -> None:  # fmt: skip
+def dispatch(
+    app: App,
+    near: str,
+    limit: int,
+    within_km: float | None,
+    cluster: str | None,
+    team: str | None,
+    order: str,
+    as_json: bool,
+) -> None:
     """Print the open tickets a vehicle at LAT,LNG could take next.
 
     The payload comes unchanged from reporting.fn_dispatch_candidates (see
@@ -271,8 +345,9 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
     if order == "urgency" and within_m is None:
         raise DispatchArgumentError("--order urgency needs --within-km: it ranks every ticket inside that radius")
     with _json_errors(as_json):
-        payload = dispatching.fetch_candidates(app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m,
-                                               cluster=cluster, team=team, order=order)  # fmt: skip
+        payload = dispatching.fetch_candidates(
+            app.settings, lat=lat, lng=lng, limit=limit, within_m=within_m, cluster=cluster, team=team, order=order
+        )
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     else:
@@ -280,17 +355,32 @@ def dispatch(app: App, near: str, limit: int, within_km: float | None, cluster: 
 
 
 @cli.command("map")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML file to write (replaced).")  # fmt: skip
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (replaced)."
+)
 @with_options(window_options)
-@click.option("--tiles", default=defaults.DEFAULT_TILES, show_default=True,
-              help="Background tile URL template, or 'none' for a plain background.")  # fmt: skip
-@click.option("--tiles-attribution", default=defaults.DEFAULT_ATTRIBUTION,
-              help="Attribution shown for the tiles (HTML).")  # fmt: skip
+@click.option(
+    "--tiles",
+    default=defaults.DEFAULT_TILES,
+    show_default=True,
+    help="Background tile URL template, or 'none' for a plain background.",
+)
+@click.option(
+    "--tiles-attribution", default=defaults.DEFAULT_ATTRIBUTION, help="Attribution shown for the tiles (HTML)."
+)
 @pass_app
-def map_command(app: App, out: Path, cluster: str | None, status: str | None, window: str,
-                date_from: datetime | None, date_to: datetime | None, max_features: int,
-                tiles: str, tiles_attribution: str) -> None:  # fmt: skip
+def map_command(
+    app: App,
+    out: Path,
+    cluster: str | None,
+    status: str | None,
+    window: str,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    max_features: int,
+    tiles: str,
+    tiles_attribution: str,
+) -> None:
     """Write the dashboard payload as one self-contained HTML map page.
 
     Open tickets by SLA state, closures in the window and the geocoding review
@@ -301,31 +391,50 @@ def map_command(app: App, out: Path, cluster: str | None, status: str | None, wi
     Example: fleettickets map --out map.html --window last_7_days
     """
     result = map_page.write_map(
-        app.settings, out, cluster=cluster, status=status, window=window,
+        app.settings,
+        out,
+        cluster=cluster,
+        status=status,
+        window=window,
         date_from=date_from.date() if date_from else None,
-        date_to=date_to.date() if date_to else None, max_features=max_features,
-        tiles=tiles, attribution=tiles_attribution,
-    )  # fmt: skip
+        date_to=date_to.date() if date_to else None,
+        max_features=max_features,
+        tiles=tiles,
+        attribution=tiles_attribution,
+    )
     days = "1 backlog day" if result.backlog_days == 1 else f"{result.backlog_days} backlog days"
-    click.echo(f"wrote {result.path} ({result.bytes_written / 1024:.0f} KB): {result.open_features} open "
-               f"and {result.closed_features} closed tickets, {days}")  # fmt: skip
+    click.echo(
+        f"wrote {result.path} ({result.bytes_written / 1024:.0f} KB): {result.open_features} open "
+        f"and {result.closed_features} closed tickets, {days}"
+    )
 
 
 range_options = [
     click.option("--from", "date_from", metavar="DATE", help="First EAT day (default: 29 days before --to)."),
     click.option("--to", "date_to", metavar="DATE", help="Last EAT day, inclusive (default: today)."),
     click.option("--cluster", help="Only this cluster (case is ignored)."),
-    click.option("--format", "output", default="table", show_default=True, metavar="table|json|csv",
-                 help="table for a person, csv for a spreadsheet, json: the payload unchanged."),
-]  # fmt: skip
+    click.option(
+        "--format",
+        "output",
+        default="table",
+        show_default=True,
+        metavar="table|json|csv",
+        help="table for a person, csv for a spreadsheet, json: the payload unchanged.",
+    ),
+]
+
 
 @cli.command()
 @with_options(range_options)
-@click.option("--grain", default="day", show_default=True, metavar="day|week|month",
-              help="One row per EAT day, ISO week (Monday first) or month; the ends are clipped to the range.")  # fmt: skip
+@click.option(
+    "--grain",
+    default="day",
+    show_default=True,
+    metavar="day|week|month",
+    help="One row per EAT day, ISO week (Monday first) or month; the ends are clipped to the range.",
+)
 @pass_app
-def trends(app: App, date_from: str | None, date_to: str | None, cluster: str | None, output: str,
-           grain: str) -> None:  # fmt: skip
+def trends(app: App, date_from: str | None, date_to: str | None, cluster: str | None, output: str, grain: str) -> None:
     """Print created, closed, backlog, MTTR and SLA per period.
 
     From reporting.fn_inc_trends: each period counts exactly what the
@@ -356,10 +465,11 @@ apply_option = click.option(
     "--apply", is_flag=True, help="Ask the provider and write (default: dry run, nothing sent)."
 )
 retry_option = click.option(
-    "--retry-failed", is_flag=True,
+    "--retry-failed",
+    is_flag=True,
     help="Ask again for places answered 'not found' or 'rejected' "
     "(otherwise only once GEOCODER_RETRY_FAILED_DAYS have passed).",
-)  # fmt: skip
+)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
@@ -380,8 +490,9 @@ def geocode_clusters(app: App, apply: bool, retry_failed: bool, as_json: bool) -
 
     Example: fleettickets geocode-clusters --apply
     """
-    _geocode_run(app, apply, as_json, lambda: geocoding.geocode_clusters(app.settings, apply=apply,
-                                                                 retry_failed=retry_failed))  # fmt: skip
+    _geocode_run(
+        app, apply, as_json, lambda: geocoding.geocode_clusters(app.settings, apply=apply, retry_failed=retry_failed)
+    )
 
 
 @cli.command("geocode-locations")
@@ -401,8 +512,12 @@ def geocode_locations(app: App, apply: bool, limit: int | None, retry_failed: bo
 
     Example: fleettickets geocode-locations --apply --limit 500
     """
-    _geocode_run(app, apply, as_json, lambda: geocoding.geocode_locations(app.settings, apply=apply, limit=limit,
-                                                                  retry_failed=retry_failed))  # fmt: skip
+    _geocode_run(
+        app,
+        apply,
+        as_json,
+        lambda: geocoding.geocode_locations(app.settings, apply=apply, limit=limit, retry_failed=retry_failed),
+    )
 
 
 def _geocode_run(app: App, apply: bool, as_json: bool, run: Callable[[], Any]) -> None:
@@ -432,8 +547,12 @@ def gazetteer() -> None:
 
 
 @gazetteer.command("export")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="CSV file to write (overwritten).")  # fmt: skip
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="CSV file to write (overwritten).",
+)
 @json_option
 @pass_app
 def gazetteer_export(app: App, out: Path, as_json: bool) -> None:
@@ -476,17 +595,29 @@ def gazetteer_import(app: App, file: Path, dry_run: bool, as_json: bool) -> None
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print every fact as one JSON document.")
 @click.option("--check", is_flag=True, help="Print one line and exit 1 if the pipeline is unhealthy.")
-@click.option("--max-pending-minutes", type=click.IntRange(min=1),
-              help="Unhealthy when a file has waited in changes/ longer than this "
-                   "[STATUS_MAX_PENDING_MINUTES, default 45].")
-@click.option("--max-silence-minutes", type=click.IntRange(min=1),
-              help="Unhealthy when no file has arrived for this long during export hours "
-                   "[STATUS_MAX_SILENCE_MINUTES, default 60].")
-@click.option("--export-hours", metavar="HH:MM-HH:MM",
-              help="When the exporter writes, EAT [EXPORT_HOURS, default 06:00-20:00].")
+@click.option(
+    "--max-pending-minutes",
+    type=click.IntRange(min=1),
+    help="Unhealthy when a file has waited in changes/ longer than this [STATUS_MAX_PENDING_MINUTES, default 45].",
+)
+@click.option(
+    "--max-silence-minutes",
+    type=click.IntRange(min=1),
+    help="Unhealthy when no file has arrived for this long during export hours "
+    "[STATUS_MAX_SILENCE_MINUTES, default 60].",
+)
+@click.option(
+    "--export-hours", metavar="HH:MM-HH:MM", help="When the exporter writes, EAT [EXPORT_HOURS, default 06:00-20:00]."
+)
 @pass_app
-def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None,
-           max_silence_minutes: int | None, export_hours: str | None) -> None:  # fmt: skip
+def status(
+    app: App,
+    as_json: bool,
+    check: bool,
+    max_pending_minutes: int | None,
+    max_silence_minutes: int | None,
+    export_hours: str | None,
+) -> None:
     """Show schema, watermark, waiting files, recent runs, tickets and freshness.
 
     With --check, print one line (healthy, or every reason it is not) and exit
@@ -497,8 +628,12 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
     Example: fleettickets status --check
     """
     with _json_errors(as_json):
-        result = pipeline_status.report(app.settings, max_pending_minutes=max_pending_minutes,
-                                        max_silence_minutes=max_silence_minutes, export_hours=export_hours)  # fmt: skip
+        result = pipeline_status.report(
+            app.settings,
+            max_pending_minutes=max_pending_minutes,
+            max_silence_minutes=max_silence_minutes,
+            export_hours=export_hours,
+        )
     if as_json:
         click.echo(report.status_json(result, _known_secrets()))
     else:
@@ -508,8 +643,12 @@ def status(app: App, as_json: bool, check: bool, max_pending_minutes: int | None
 
 
 @cli.command()
-@click.option("--geocoder", "probe_geocoder", is_flag=True,
-              help="Also send one request to the geocoding provider to check the key (uses quota).")
+@click.option(
+    "--geocoder",
+    "probe_geocoder",
+    is_flag=True,
+    help="Also send one request to the geocoding provider to check the key (uses quota).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the settings and checks as one JSON document.")
 @pass_app
 def doctor(app: App, probe_geocoder: bool, as_json: bool) -> None:
@@ -563,8 +702,9 @@ def history() -> None:
 
 @history.command()
 @click.option("--apply", is_flag=True, help="Write to the database (default: dry run).")
-@click.option("--from-processed", is_flag=True,
-              help="Replay the bucket's processed/ files first (the default, said explicitly).")
+@click.option(
+    "--from-processed", is_flag=True, help="Replay the bucket's processed/ files first (the default, said explicitly)."
+)
 @click.option("--no-replay", is_flag=True, help="Do not read processed/ files from the bucket.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_app
@@ -621,11 +761,21 @@ def _accept_verbosity_after_the_command(group: click.Group) -> None:
             _accept_verbosity_after_the_command(command)
             continue
         command.params += [
-            click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more_verbose,
-                         help="Debug detail in the log."),
-            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_quieter,
-                         help="Only warnings and errors in the log."),
-        ]  # fmt: skip
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_more_verbose,
+                help="Debug detail in the log.",
+            ),
+            click.Option(
+                ["-q", "--quiet"],
+                is_flag=True,
+                expose_value=False,
+                callback=_quieter,
+                help="Only warnings and errors in the log.",
+            ),
+        ]
 
 
 _accept_verbosity_after_the_command(cli)

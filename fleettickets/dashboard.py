@@ -25,9 +25,13 @@ DASHBOARD_TEXT_SQL = DASHBOARD_SQL.replace("p_now => %(now)s)", "p_now => %(now)
 
 # The function's messages name its SQL parameters; an operator types options.
 _OPTION_NAMES = {
-    "p_window": "--window", "p_from": "--from", "p_to": "--to", "p_status": "--status",
-    "p_max_features": "--max-features", "p_cluster": "--cluster",
-}  # fmt: skip
+    "p_window": "--window",
+    "p_from": "--from",
+    "p_to": "--to",
+    "p_status": "--status",
+    "p_max_features": "--max-features",
+    "p_cluster": "--cluster",
+}
 
 
 def fetch_dashboard(
@@ -47,10 +51,15 @@ def fetch_dashboard(
     """
     with connect(settings, autocommit=True) as conn:
         payload: dict[str, Any] = read_dashboard(
-            conn, cluster=cluster, status=status, window=window,
-            date_from=date_from, date_to=date_to, max_features=max_features,
+            conn,
+            cluster=cluster,
+            status=status,
+            window=window,
+            date_from=date_from,
+            date_to=date_to,
+            max_features=max_features,
             now=now or clock.now(),
-        )  # fmt: skip
+        )
     return payload
 
 
@@ -72,6 +81,11 @@ def read_dashboard(conn: psycopg.Connection, *, query: str = DASHBOARD_SQL, **ar
     cap = arguments.get("max_features")
     if cap is not None and not low <= cap <= high:
         raise DashboardArgumentError(f"--max-features must be from {low} to {high:,} (got {cap})")
-    return entry_points.call(conn, query, arguments, function="reporting.fn_inc_dashboard",
-                             option_names=_OPTION_NAMES, refusal=DashboardArgumentError)  # fmt: skip
-
+    return entry_points.call(
+        conn,
+        query,
+        arguments,
+        function="reporting.fn_inc_dashboard",
+        option_names=_OPTION_NAMES,
+        refusal=DashboardArgumentError,
+    )

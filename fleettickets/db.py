@@ -72,16 +72,17 @@ def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connecti
     except psycopg.OperationalError as exc:
         message = redact(str(exc).strip(), settings.secrets())
         if "client_connection_check_interval" in message:
-            message += (" (fleettickets needs PostgreSQL 14 or newer on Linux: it sets "
-                        "client_connection_check_interval on its sessions)")  # fmt: skip
+            message += (
+                " (fleettickets needs PostgreSQL 14 or newer on Linux: it sets "
+                "client_connection_check_interval on its sessions)"
+            )
         if _BAD_OPTION.search(message):
             # libpq read the URL but refused a value in it: the setting is wrong.
             raise ConfigError(f"DATABASE_URL is not a valid connection string: {message}") from None
         raise FleetTicketsError(f"cannot connect to the database in DATABASE_URL: {message}") from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
-            "DATABASE_URL is not a valid connection string: "
-            + redact(str(exc).strip(), settings.secrets())
+            "DATABASE_URL is not a valid connection string: " + redact(str(exc).strip(), settings.secrets())
         ) from None
 
 
@@ -146,9 +147,16 @@ def lock_holder(conn: psycopg.Connection, job: str) -> LockHolder | None:
         return None
     pid, session_started, state, state_since, application_name, client_addr = row
     run_id, run_started = _holder_run(conn, pid, session_started) if job == "ingest" else (None, None)
-    return LockHolder(pid=pid, since=run_started or session_started, session_started=session_started,
-                      state=state, state_since=state_since, application_name=application_name or None,
-                      client_addr=client_addr, run_id=run_id)  # fmt: skip
+    return LockHolder(
+        pid=pid,
+        since=run_started or session_started,
+        session_started=session_started,
+        state=state,
+        state_since=state_since,
+        application_name=application_name or None,
+        client_addr=client_addr,
+        run_id=run_id,
+    )
 
 
 def _holder_run(conn: psycopg.Connection, pid: int, session_started: datetime | None) -> tuple[Any, Any]:
@@ -170,8 +178,10 @@ def _holder_run(conn: psycopg.Connection, pid: int, session_started: datetime | 
 
 def lock_busy_message(job: str, holder: LockHolder | None, waited: float) -> str:
     if holder is None:  # released in the instant between the last try and this look
-        return (f"another fleettickets {job} run held the lock; nothing was done "
-                "(the next scheduled run will pick up the work)")  # fmt: skip
+        return (
+            f"another fleettickets {job} run held the lock; nothing was done "
+            "(the next scheduled run will pick up the work)"
+        )
     waiting = f" (waited {waited:g} s for it)" if waited else ""
     return (
         f"another fleettickets {job} run holds the lock{waiting}; nothing "
@@ -182,9 +192,7 @@ def lock_busy_message(job: str, holder: LockHolder | None, waited: float) -> str
 
 
 @contextlib.contextmanager
-def job_lock(
-    conn: psycopg.Connection, job: str, *, wait: bool = False, wait_seconds: float = 0.0
-) -> Iterator[None]:
+def job_lock(conn: psycopg.Connection, job: str, *, wait: bool = False, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold a session-level advisory lock for `job` on `conn` for the duration.
 
     Session-level, because the job spans many transactions (one per file). The
@@ -197,8 +205,7 @@ def job_lock(
     if wait:
         if not _try_lock(conn, key):
             holder = lock_holder(conn, job)
-            logger.info("waiting for the %s lock, held by %s", job,
-                        holder.describe() if holder else "another session")  # fmt: skip
+            logger.info("waiting for the %s lock, held by %s", job, holder.describe() if holder else "another session")
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
     elif not _try_lock_for(conn, job, wait_seconds):
         raise LockBusy(lock_busy_message(job, lock_holder(conn, job), wait_seconds))
@@ -227,8 +234,12 @@ def _try_lock_for(conn: psycopg.Connection, job: str, seconds: float) -> bool:
         return True
     if seconds > 0:
         holder = lock_holder(conn, job)
-        logger.info("the %s lock is held by %s; waiting up to %g s for it", job,
-                    holder.describe() if holder else "another session", seconds)  # fmt: skip
+        logger.info(
+            "the %s lock is held by %s; waiting up to %g s for it",
+            job,
+            holder.describe() if holder else "another session",
+            seconds,
+        )
     while (left := deadline - time.monotonic()) > 0:
         if not conn.autocommit:
             conn.rollback()  # never sit idle in a transaction while waiting

@@ -22,9 +22,12 @@ SELECT reporting.fn_dispatch_candidates(
 
 # The function's messages name its SQL parameters; an operator types options.
 _OPTION_NAMES = {
-    "p_lat": "--near latitude", "p_lng": "--near longitude", "p_limit": "--limit",
-    "p_within_m": "--within-km", "p_order": "--order",
-}  # fmt: skip
+    "p_lat": "--near latitude",
+    "p_lng": "--near longitude",
+    "p_limit": "--limit",
+    "p_within_m": "--within-km",
+    "p_order": "--order",
+}
 
 
 def parse_near(text: str) -> tuple[float, float]:
@@ -67,15 +70,28 @@ def fetch_candidates(
     Hours open and SLA states are as of `now` (default: the clock).
     """
     with connect(settings, autocommit=True) as conn:
-        return read_candidates(conn, lat=lat, lng=lng, limit=limit, within_m=within_m,
-                               cluster=cluster, team=team, order=order, now=now or clock.now())  # fmt: skip
+        return read_candidates(
+            conn,
+            lat=lat,
+            lng=lng,
+            limit=limit,
+            within_m=within_m,
+            cluster=cluster,
+            team=team,
+            order=order,
+            now=now or clock.now(),
+        )
 
 
 def read_candidates(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
     payload: dict[str, Any] = entry_points.call(
-        conn, DISPATCH_SQL, arguments, function="reporting.fn_dispatch_candidates",
-        option_names=_OPTION_NAMES, refusal=DispatchArgumentError,
-    )  # fmt: skip
+        conn,
+        DISPATCH_SQL,
+        arguments,
+        function="reporting.fn_dispatch_candidates",
+        option_names=_OPTION_NAMES,
+        refusal=DispatchArgumentError,
+    )
     return payload
 
 
@@ -84,10 +100,11 @@ def text_table(payload: dict[str, Any]) -> str:
     lines = [f"{'ticket':<14}{'metres':>8}  {'sla':<9}{'hours':>8}  {'cluster':<16}{'team':<22}location"]
     for c in payload["candidates"]:
         hours = "-" if c["hours_open"] is None else f"{c['hours_open']:.1f}"
-        lines.append(f"{c['ticket_id']:<14}{c['metres']:>8}  {c['sla_state']:<9}{hours:>8}  "
-                     f"{c['cluster'] or '-':<16}{c['assigned_team'] or '-':<22}{c['location_name'] or '-'}")  # fmt: skip
+        lines.append(
+            f"{c['ticket_id']:<14}{c['metres']:>8}  {c['sla_state']:<9}{hours:>8}  "
+            f"{c['cluster'] or '-':<16}{c['assigned_team'] or '-':<22}{c['location_name'] or '-'}"
+        )
     if not payload["candidates"]:
         lines.append("no open ticket with a point matches")
     lines.append(f"{payload['unplaced_open']} open ticket(s) matching the filters have no point and were not offered")
     return "\n".join(lines)
-

@@ -44,12 +44,16 @@ class Diagnosis:
         return all(check.status != "fail" for check in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "settings": self.settings,
-                "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks]}  # fmt: skip
+        return {
+            "ok": self.ok,
+            "settings": self.settings,
+            "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
+        }
 
 
-def diagnose(*, geocoder: bool = False, environ: Mapping[str, str] | None = None,
-             env_file: Path | None = None) -> Diagnosis:  # fmt: skip
+def diagnose(
+    *, geocoder: bool = False, environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> Diagnosis:
     """Run every check in order; a check that cannot run says why it was skipped."""
     result = Diagnosis()
     sources = Settings.sources(environ, env_file)
@@ -62,8 +66,7 @@ def diagnose(*, geocoder: bool = False, environ: Mapping[str, str] | None = None
         for name in ("database", "postgis", "migrations", "reader role", "clock skew", "bucket", "geocoder"):
             result.checks.append(Check(name, "skipped", "the settings do not load"))
         return result
-    result.settings = {name: {"value": value, "source": sources[name]}
-                       for name, value in settings.redacted().items()}  # fmt: skip
+    result.settings = {name: {"value": value, "source": sources[name]} for name, value in settings.redacted().items()}
     result.checks.append(Check("settings", "ok", "every setting parses"))
     result.checks += _database_checks(settings)
     result.checks.append(_guard("bucket", lambda: _bucket(settings), settings))
@@ -101,11 +104,24 @@ def _database_checks(settings: Settings) -> list[Check]:
     with conn:
         version = conn.execute("SELECT current_setting('server_version')").fetchone()[0]  # type: ignore[index]
         info = conn.info
-        checks.append(Check("database", "ok", f"PostgreSQL {version}, database {info.dbname} on {info.host}:{info.port} as {info.user}"))
+        checks.append(
+            Check(
+                "database",
+                "ok",
+                f"PostgreSQL {version}, database {info.dbname} on {info.host}:{info.port} as {info.user}",
+            )
+        )
         postgis = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
-        checks.append(Check("postgis", "ok", f"PostGIS {postgis[0]}") if postgis else
-                      Check("postgis", "fail", "the postgis extension is not installed (CREATE EXTENSION postgis, "
-                                               "or let `fleettickets migrate` create it as a superuser)"))  # fmt: skip
+        checks.append(
+            Check("postgis", "ok", f"PostGIS {postgis[0]}")
+            if postgis
+            else Check(
+                "postgis",
+                "fail",
+                "the postgis extension is not installed (CREATE EXTENSION postgis, "
+                "or let `fleettickets migrate` create it as a superuser)",
+            )
+        )
         checks.append(_guard("migrations", lambda: _migrations(pending_migrations(conn)), settings))
         checks.append(_guard("reader role", lambda: _reader_check(read_reader_role(conn, READER_ROLE)), settings))
         checks.append(_guard("clock skew", lambda: _clock_skew(conn), settings))
@@ -115,19 +131,30 @@ def _database_checks(settings: Settings) -> list[Check]:
 def _migrations(plan: Any) -> Check:
     applied, pending = len(plan.applied), [m.filename for m in plan.pending]
     if pending:
-        return Check("migrations", "fail", f"{applied} applied, {len(pending)} pending ({pending[0]} to "
-                                           f"{pending[-1]}): run `fleettickets migrate`")  # fmt: skip
+        return Check(
+            "migrations",
+            "fail",
+            f"{applied} applied, {len(pending)} pending ({pending[0]} to {pending[-1]}): run `fleettickets migrate`",
+        )
     return Check("migrations", "ok", f"{applied} applied, none pending")
 
 
 def _reader_check(reader: ReaderFacts) -> Check:
     role = reader.role
     if not reader.exists:
-        return Check("reader role", "fail", f"{role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, "
-                                            "then the schema owner SELECT tickets.setup_reader_role()")  # fmt: skip
+        return Check(
+            "reader role",
+            "fail",
+            f"{role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, "
+            "then the schema owner SELECT tickets.setup_reader_role()",
+        )
     if not reader.granted:
-        return Check("reader role", "fail", f"{role} exists but is not granted the entry points: "
-                                            "SELECT tickets.setup_reader_role() as the schema owner")  # fmt: skip
+        return Check(
+            "reader role",
+            "fail",
+            f"{role} exists but is not granted the entry points: "
+            "SELECT tickets.setup_reader_role() as the schema owner",
+        )
     logins = ", ".join(login.name for login in reader.logins) or "none yet"
     return Check("reader role", "ok", f"{role} exists and is granted; logins: {logins}")
 
@@ -158,10 +185,17 @@ def _bucket(settings: Settings) -> Check:
     if holds(settings.changes_prefix):
         return Check("bucket", "ok", f"{where} is listable; {settings.changes_prefix} holds files")
     if holds(settings.processed_prefix):
-        return Check("bucket", "ok", f"{where} is listable; {settings.changes_prefix} is empty (all archived to "
-                                     f"{settings.processed_prefix})")  # fmt: skip
-    return Check("bucket", "fail", f"{where} is listable but nothing is under {settings.changes_prefix} or "
-                                   f"{settings.processed_prefix}: check INC_PREFIX and RUSTFS_BUCKET")  # fmt: skip
+        return Check(
+            "bucket",
+            "ok",
+            f"{where} is listable; {settings.changes_prefix} is empty (all archived to {settings.processed_prefix})",
+        )
+    return Check(
+        "bucket",
+        "fail",
+        f"{where} is listable but nothing is under {settings.changes_prefix} or "
+        f"{settings.processed_prefix}: check INC_PREFIX and RUSTFS_BUCKET",
+    )
 
 
 def _geocoder(settings: Settings) -> Check:
@@ -169,12 +203,16 @@ def _geocoder(settings: Settings) -> Check:
 
     if not settings.geocoder_provider:
         return Check("geocoder", "fail", "GEOCODER_PROVIDER is not set")
-    with make_geocoder(settings.geocoder_provider, settings.geocoder_api_key, settings.geocoder_base_url,
-                       max_attempts=1) as client:  # fmt: skip
+    with make_geocoder(
+        settings.geocoder_provider, settings.geocoder_api_key, settings.geocoder_base_url, max_attempts=1
+    ) as client:
         answer = client.lookup(GEOCODER_PROBE_QUERY)
     found = "found it" if answer.status == "ok" else "answered not found"
-    return Check("geocoder", "ok", f"{settings.geocoder_provider} accepted the key: one request for "
-                                   f"{GEOCODER_PROBE_QUERY!r}, {found}")  # fmt: skip
+    return Check(
+        "geocoder",
+        "ok",
+        f"{settings.geocoder_provider} accepted the key: one request for {GEOCODER_PROBE_QUERY!r}, {found}",
+    )
 
 
 def doctor_text(diagnosis: Diagnosis) -> str:

@@ -18,9 +18,14 @@ from fleettickets.errors import FleetTicketsError
 
 
 def call(
-    conn: psycopg.Connection, query: Any, arguments: Mapping[str, Any], *, function: str,
-    option_names: Mapping[str, str], refusal: type[FleetTicketsError],
-) -> Any:  # fmt: skip
+    conn: psycopg.Connection,
+    query: Any,
+    arguments: Mapping[str, Any],
+    *,
+    function: str,
+    option_names: Mapping[str, str],
+    refusal: type[FleetTicketsError],
+) -> Any:
     """The single value `query` returns; a refusal raises `refusal`, a missing function says to migrate."""
     try:
         row = conn.execute(query, arguments).fetchone()

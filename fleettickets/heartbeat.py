@@ -44,8 +44,9 @@ def ping(url: str | None, *, ok: bool, summary: str, secrets: Iterable[str] = ()
                 response = client.get(url)
             else:
                 body = redact(summary, secrets)[:MAX_BODY_CHARS]
-                response = client.post(fail_url(url), content=body.encode(),
-                                       headers={"Content-Type": "text/plain; charset=utf-8"})  # fmt: skip
+                response = client.post(
+                    fail_url(url), content=body.encode(), headers={"Content-Type": "text/plain; charset=utf-8"}
+                )
         if response.status_code >= 400:
             logger.warning("heartbeat ping refused: HTTP %s", response.status_code)
             return False

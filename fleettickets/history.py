@@ -79,8 +79,9 @@ def _call(conn: psycopg.Connection, function: str, now: datetime) -> HistoryCapt
     started = time.monotonic()
     row = conn.execute(query, (now,)).fetchone()
     assert row is not None
-    return HistoryCapture(closures_added=row[0], days_refreshed=row[1], versions_seen=row[2],
-                          seconds=round(time.monotonic() - started, 3))
+    return HistoryCapture(
+        closures_added=row[0], days_refreshed=row[1], versions_seen=row[2], seconds=round(time.monotonic() - started, 3)
+    )
 
 
 def capture_history(settings: Settings, *, apply: bool, now: datetime | None = None) -> HistoryCapture:
@@ -122,14 +123,14 @@ def rebuild_history(
     return report
 
 
-def _replay(conn: psycopg.Connection, client: Any, settings: Settings, report: RebuildReport,
-            *, apply: bool) -> None:  # fmt: skip
+def _replay(conn: psycopg.Connection, client: Any, settings: Settings, report: RebuildReport, *, apply: bool) -> None:
     files = list_change_files(client, settings.s3_bucket, settings.processed_prefix).files
     pending = replay_candidates(conn, files, settings.changes_prefix)
     run_id = new_run_id()
     for change in pending:
-        result = FileResult(file_key=change.key, file_ts=change.file_ts, etag=change.etag,
-                            size_bytes=change.size, late=True)  # fmt: skip
+        result = FileResult(
+            file_key=change.key, file_ts=change.file_ts, etag=change.etag, size_bytes=change.size, late=True
+        )
         with conn.transaction():
             stream = open_change_file(client, settings.s3_bucket, change)
             try:
@@ -139,22 +140,22 @@ def _replay(conn: psycopg.Connection, client: Any, settings: Settings, report: R
         report.replayed.append(result)
         logger.info(
             "%s %s: %d versions, %d new tickets",
-            "replayed" if apply else "would replay", change.key, result.versions, result.inserted,
+            "replayed" if apply else "would replay",
+            change.key,
+            result.versions,
+            result.inserted,
             extra={"event": "replay", **result.as_dict()},
-        )  # fmt: skip
+        )
 
 
-def replay_candidates(
-    conn: psycopg.Connection, files: list[ChangeFile], changes_prefix: str
-) -> list[ChangeFile]:
+def replay_candidates(conn: psycopg.Connection, files: list[ChangeFile], changes_prefix: str) -> list[ChangeFile]:
     """Files older than the first one ingested from changes/, not in the ledger yet.
 
     Matching on the file time, not the key: the ledger names a file by the
     changes/ key it was loaded from, the bucket now holds it under processed/.
     """
     row = conn.execute(
-        "SELECT min(file_ts) FILTER (WHERE starts_with(file_key, %s)), array_agg(file_ts) "
-        "FROM tickets.ingest_files",
+        "SELECT min(file_ts) FILTER (WHERE starts_with(file_key, %s)), array_agg(file_ts) FROM tickets.ingest_files",
         (changes_prefix,),
     ).fetchone()
     assert row is not None

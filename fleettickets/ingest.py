@@ -56,8 +56,17 @@ class IngestReport:
         return self.failed is None and not self.problems
 
     def totals(self) -> dict[str, int]:
-        keys = ("rows_read", "inserted", "updated", "unchanged", "stale", "duplicates",
-                "alarms_dropped", "sentinels_dropped", "rejected")  # fmt: skip
+        keys = (
+            "rows_read",
+            "inserted",
+            "updated",
+            "unchanged",
+            "stale",
+            "duplicates",
+            "alarms_dropped",
+            "sentinels_dropped",
+            "rejected",
+        )
         return {k: sum(getattr(f, k) for f in self.files) for k in keys}
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,10 +93,13 @@ class _Plan:
 
 
 def run_ingest(
-    settings: Settings, *, apply: bool, local_files: list[Path] | None = None,
+    settings: Settings,
+    *,
+    apply: bool,
+    local_files: list[Path] | None = None,
     now: datetime | None = None,
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
-) -> IngestReport:  # fmt: skip
+) -> IngestReport:
     """Apply (or, without `apply`, preview) every change file not yet ingested.
 
     With `local_files`, those files are ingested in the given order through
@@ -119,8 +131,8 @@ def run_ingest(
                     logger.info("skipped %s: %s", key, reason, extra={"file": key})
             plan = _plan(conn, changes)
             report.problems += plan.conflicts
-            opener = _open_local if local_files else (
-                lambda change: open_change_file(client, settings.s3_bucket, change)
+            opener = (
+                _open_local if local_files else (lambda change: open_change_file(client, settings.s3_bucket, change))
             )
             if apply:
                 try:
@@ -210,9 +222,7 @@ def _preview(conn: psycopg.Connection, plan: _Plan, opener: Any, report: IngestR
         logger.info("would archive %s (loaded earlier)", change.key, extra={"file": change.key})
 
 
-def _load_one(
-    conn: psycopg.Connection, opener: Any, change: ChangeFile, result: FileResult, run_id: str
-) -> None:
+def _load_one(conn: psycopg.Connection, opener: Any, change: ChangeFile, result: FileResult, run_id: str) -> None:
     """Load one file; every way it can fail becomes one message naming the file."""
     local = change.local_path is not None
     name = str(change.local_path) if local else change.key
@@ -221,24 +231,24 @@ def _load_one(
             load_change_file(conn, stream, result, run_id, source=name)
     except BadChangeFile as exc:
         raise FleetTicketsError(
-            f"{exc}; nothing from this file was applied and " + (
-                "the files after it were not loaded (correct the file, or leave it out "
-                "of --inc-csv, and run again)" if local else
-                "later files wait behind it (fix or move the object out of changes/, "
-                "see docs/operations.md)")
-        ) from None  # fmt: skip
+            f"{exc}; nothing from this file was applied and "
+            + (
+                "the files after it were not loaded (correct the file, or leave it out of --inc-csv, and run again)"
+                if local
+                else "later files wait behind it (fix or move the object out of changes/, see docs/operations.md)"
+            )
+        ) from None
     except (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError) as exc:
         raise FleetTicketsError(
             f"{name}: reading it failed ({type(exc).__name__}: {exc}); nothing "
-            "from this file was applied; " + ("run again once it can be read" if local
-                                              else "the next run retries it")
-        ) from None  # fmt: skip
+            "from this file was applied; " + ("run again once it can be read" if local else "the next run retries it")
+        ) from None
     except psycopg.Error as exc:
         raise FleetTicketsError(
             f"{name}: the database refused it ({type(exc).__name__}: "
-            f"{str(exc).strip()}); nothing from this file was applied and " + (
-                "the files after it were not loaded" if local else "later files wait behind it")
-        ) from None  # fmt: skip
+            f"{str(exc).strip()}); nothing from this file was applied and "
+            + ("the files after it were not loaded" if local else "later files wait behind it")
+        ) from None
 
 
 def _loaded(plan: _Plan, report: IngestReport) -> list[ChangeFile]:
@@ -247,7 +257,10 @@ def _loaded(plan: _Plan, report: IngestReport) -> list[ChangeFile]:
 
 
 def _archive(
-    conn: psycopg.Connection, client: Any, settings: Settings, changes: list[ChangeFile],
+    conn: psycopg.Connection,
+    client: Any,
+    settings: Settings,
+    changes: list[ChangeFile],
     report: IngestReport,
 ) -> None:
     for change in changes:
@@ -271,12 +284,12 @@ def _new_result(change: ChangeFile, watermark: Any) -> FileResult:
     late = watermark is not None and change.file_ts < watermark
     if late:
         logger.warning(
-            "%s is late: older than files already applied (newest %s); its rows only "
-            "replace older versions", change.key, watermark.astimezone(EAT).isoformat(),
+            "%s is late: older than files already applied (newest %s); its rows only replace older versions",
+            change.key,
+            watermark.astimezone(EAT).isoformat(),
             extra={"file": change.key, "late": True},
-        )  # fmt: skip
-    return FileResult(file_key=change.key, file_ts=change.file_ts, etag=change.etag,
-                      size_bytes=change.size, late=late)  # fmt: skip
+        )
+    return FileResult(file_key=change.key, file_ts=change.file_ts, etag=change.etag, size_bytes=change.size, late=late)
 
 
 @contextmanager
@@ -301,12 +314,14 @@ def check_local_files(paths: list[Path]) -> None:
             kind = "does not exist" if not path.exists() else "is not a regular file"
             raise UsageError(f"{path} {kind}; --inc-csv takes regular files only")
         if path.name in seen:
-            same = "is given twice" if seen[path.name].resolve() == path.resolve() else (
-                f"has the same name as {seen[path.name]}")
+            same = (
+                "is given twice"
+                if seen[path.name].resolve() == path.resolve()
+                else (f"has the same name as {seen[path.name]}")
+            )
             raise UsageError(
-                f"{path} {same}; a change file is recorded by its name, so each "
-                "--inc-csv file needs a name of its own"
-            )  # fmt: skip
+                f"{path} {same}; a change file is recorded by its name, so each --inc-csv file needs a name of its own"
+            )
         seen[path.name] = path
 
 
@@ -328,8 +343,9 @@ def _local_change_file(settings: Settings, path: Path) -> ChangeFile:
         raise FleetTicketsError(f"{path}: cannot read it: {exc.strerror}") from None
     # Keyed as if it were in the bucket, so the same file arriving there later
     # is recognised as already applied.
-    return ChangeFile(key=settings.changes_prefix + path.name, file_ts=file_ts,
-                      etag=digest.hexdigest(), size=size, local_path=path)  # fmt: skip
+    return ChangeFile(
+        key=settings.changes_prefix + path.name, file_ts=file_ts, etag=digest.hexdigest(), size=size, local_path=path
+    )
 
 
 def _open_local(change: ChangeFile) -> BinaryIO:
@@ -358,8 +374,7 @@ class _VerifiedReader:
         elif self._digest.hexdigest() != self._change.etag or self._size != self._change.size:
             raise BadChangeFile(
                 str(self._change.local_path),
-                "the file changed while it was being read (its ETag or size is not what "
-                "it was when the run started)",
+                "the file changed while it was being read (its ETag or size is not what it was when the run started)",
             )
         return chunk
 
@@ -370,11 +385,16 @@ class _VerifiedReader:
 def _log_file(result: FileResult, *, applied: bool) -> None:
     logger.info(
         "%s %s: %d new, %d changed, %d unchanged, %d stale, %d dropped, %d rejected",
-        "applied" if applied else "would apply", result.file_key, result.inserted,
-        result.updated, result.unchanged, result.stale,
-        result.alarms_dropped + result.sentinels_dropped, result.rejected,
+        "applied" if applied else "would apply",
+        result.file_key,
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        result.stale,
+        result.alarms_dropped + result.sentinels_dropped,
+        result.rejected,
         extra={"event": "file", "file": result.file_key, "applied": applied, **result.as_dict()},
-    )  # fmt: skip
+    )
 
 
 def _log_run(report: IngestReport) -> None:
@@ -383,12 +403,25 @@ def _log_run(report: IngestReport) -> None:
     outcome = "failed" if not report.ok else "finished" if report.applied else "dry run finished"
     logger.log(
         logging.INFO if report.ok else logging.ERROR,
-        "ingest %s: %d files, %d new, %d changed, %d archived in %.1fs", outcome,
-        len(report.files), totals["inserted"], totals["updated"], len(report.archived), report.seconds,
-        extra={"event": "run", "applied": report.applied, "ok": report.ok, "files": len(report.files),
-               "archived": len(report.archived), "problems": len(report.problems),
-               "failed": report.failed, "seconds": round(report.seconds, 3), **totals},
-    )  # fmt: skip
+        "ingest %s: %d files, %d new, %d changed, %d archived in %.1fs",
+        outcome,
+        len(report.files),
+        totals["inserted"],
+        totals["updated"],
+        len(report.archived),
+        report.seconds,
+        extra={
+            "event": "run",
+            "applied": report.applied,
+            "ok": report.ok,
+            "files": len(report.files),
+            "archived": len(report.archived),
+            "problems": len(report.problems),
+            "failed": report.failed,
+            "seconds": round(report.seconds, 3),
+            **totals,
+        },
+    )
 
 
 def _start_run(conn: psycopg.Connection, report: IngestReport) -> None:
@@ -402,9 +435,15 @@ def _finish_run(conn: psycopg.Connection, report: IngestReport) -> None:
             "UPDATE tickets.ingest_runs SET finished_at = now(), status = %s, "
             "files_applied = %s, files_archived = %s, rows_changed = %s, error = %s "
             "WHERE run_id = %s",
-            ("ok" if report.ok else "failed", len(report.files), len(report.archived),
-             sum(f.inserted + f.updated for f in report.files), error, report.run_id),
-        )  # fmt: skip
+            (
+                "ok" if report.ok else "failed",
+                len(report.files),
+                len(report.archived),
+                sum(f.inserted + f.updated for f in report.files),
+                error,
+                report.run_id,
+            ),
+        )
     except psycopg.Error as exc:
         # The run's own outcome matters more than its bookkeeping: report, don't mask.
         logger.error("could not record the run's outcome: %s", str(exc).strip())

@@ -210,7 +210,10 @@ def prepare_session(conn: psycopg.Connection) -> None:
 
 
 def load_change_file(
-    conn: psycopg.Connection, stream: Any, result: FileResult, run_id: str,
+    conn: psycopg.Connection,
+    stream: Any,
+    result: FileResult,
+    run_id: str,
     source: str | None = None,
 ) -> FileResult:
     """Stage, merge and record one file inside the caller's transaction.
@@ -286,9 +289,7 @@ def _indexes_built_after(conn: psycopg.Connection, tables: list[str]) -> Iterato
 
 def _create_stage(conn: psycopg.Connection, width: int) -> None:
     columns = sql.SQL(", ").join(sql.SQL("c{} text").format(sql.SQL(str(i))) for i in range(width))
-    conn.execute(
-        sql.SQL("CREATE TEMP TABLE ingest_stage (line integer NOT NULL, {}) ON COMMIT DROP").format(columns)
-    )
+    conn.execute(sql.SQL("CREATE TEMP TABLE ingest_stage (line integer NOT NULL, {}) ON COMMIT DROP").format(columns))
 
 
 def _copy_rows(conn: psycopg.Connection, first: CleanRow, rest: Iterator[CleanRow], width: int) -> None:
@@ -337,20 +338,26 @@ def _statement(template: str, columns: list[str], result: FileResult) -> sql.Com
         calls.append(sql.SQL("jsonb_build_object({})").format(pairs))
     ticket = sql.SQL("c{}").format(sql.SQL(str(columns.index("ticket_id"))))
     return sql.SQL(template).format(
-        raw=sql.SQL(" || ").join(calls), ticket=ticket,
-        file_ts=sql.Literal(result.file_ts), file_key=sql.Literal(result.file_key),
-    )  # fmt: skip
+        raw=sql.SQL(" || ").join(calls),
+        ticket=ticket,
+        file_ts=sql.Literal(result.file_ts),
+        file_key=sql.Literal(result.file_key),
+    )
 
 
 def _log_rejections(result: FileResult, counts: FileCounts) -> None:
     for line, reason in counts.rejections:
         logger.warning(
-            "%s, line %d: row rejected: %s", result.file_key, line, reason,
+            "%s, line %d: row rejected: %s",
+            result.file_key,
+            line,
+            reason,
             extra={"file": result.file_key, "line": line, "reason": reason},
-        )  # fmt: skip
+        )
     if counts.rejected > len(counts.rejections):
-        logger.warning("%s: %d more rejected rows not listed", result.file_key,
-                       counts.rejected - len(counts.rejections))  # fmt: skip
+        logger.warning(
+            "%s: %d more rejected rows not listed", result.file_key, counts.rejected - len(counts.rejections)
+        )
 
 
 def record_file(conn: psycopg.Connection, result: FileResult, run_id: str) -> None:

@@ -169,9 +169,7 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record), self.secrets)
 
 
-def setup_logging(
-    verbosity: int = 0, *, secrets: Iterable[str] = (), json_lines: bool | None = None
-) -> None:
+def setup_logging(verbosity: int = 0, *, secrets: Iterable[str] = (), json_lines: bool | None = None) -> None:
     """Configure the root logger once per process; verbosity -1 quiet, 0 info, 1+ debug."""
     stream = sys.stderr
     if json_lines is None:

@@ -100,32 +100,42 @@ def write_map(
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with conn.transaction():
             data = read_map_data(
-                conn, cluster=cluster, status=status, window=window, date_from=date_from,
-                date_to=date_to, max_features=max_features, now=now or clock.now(),
-            )  # fmt: skip
+                conn,
+                cluster=cluster,
+                status=status,
+                window=window,
+                date_from=date_from,
+                date_to=date_to,
+                max_features=max_features,
+                now=now or clock.now(),
+            )
     page = render_page(data, tiles=tiles, attribution=attribution)
     size = _write_atomically(out, page)
     return MapResult(
-        path=out, bytes_written=size,
+        path=out,
+        bytes_written=size,
         open_features=len(data["payload"]["open"]["features"]),
         closed_features=len(data["payload"]["closed"]["features"]),
         backlog_days=len(data["backlog"]),
-    )  # fmt: skip
+    )
 
 
 def read_map_data(conn: psycopg.Connection, **arguments: Any) -> dict[str, Any]:
     """The dashboard payload plus what only the map shows: gazetteers, daily backlog, trends, content lag."""
     payload = read_dashboard(conn, **arguments)
     cluster = (arguments.get("cluster") or "").strip() or None
-    span = trends_chart.trend_range(date.fromisoformat(payload["window"]["from"]),
-                                    date.fromisoformat(payload["window"]["to"]))  # fmt: skip
+    span = trends_chart.trend_range(
+        date.fromisoformat(payload["window"]["from"]), date.fromisoformat(payload["window"]["to"])
+    )
     with conn.cursor(row_factory=dict_row) as cur:
         clusters = cur.execute(CLUSTERS_SQL, {"cluster": cluster}).fetchall()
         locations = cur.execute(LOCATIONS_SQL, {"cluster": cluster}).fetchall()
         backlog = cur.execute(BACKLOG_SQL, {"until": payload["window"]["to"]}).fetchall()
         content = cur.execute(CONTENT_SQL).fetchone()
-        trends = cur.execute(TRENDS_SQL, {"first": span.first, "last": span.last, "grain": span.grain,
-                                          "cluster": cluster, "now": arguments["now"]}).fetchone()  # fmt: skip
+        trends = cur.execute(
+            TRENDS_SQL,
+            {"first": span.first, "last": span.last, "grain": span.grain, "cluster": cluster, "now": arguments["now"]},
+        ).fetchone()
     newest_content = content["max"] if content else None
     assert trends is not None
     return {
@@ -194,8 +204,9 @@ def render_header(data: dict[str, Any]) -> str:
     sla = metrics["open_by_sla_state"]
     unmapped = payload["open"]["unmapped"] + payload["closed"]["unmapped"]
     over_limit = payload["open"]["over_limit"] + payload["closed"]["over_limit"]
-    filters = [f"{name} {value}" for name, value in payload["filters"].items()
-               if name != "max_features" and value is not None]  # fmt: skip
+    filters = [
+        f"{name} {value}" for name, value in payload["filters"].items() if name != "max_features" and value is not None
+    ]
     lag = data["content_lag_hours"]
     newest = fresh["source_max_key"] or "no file applied yet"
     counts = [
@@ -204,13 +215,13 @@ def render_header(data: dict[str, Any]) -> str:
         _count("closed_in_window", "closed in window", metrics["closed_in_window"]),
         _count("unmapped", "unmapped", unmapped),
         _count("over_limit", "over limit", over_limit),
-    ]  # fmt: skip
+    ]
     ingested = f", ingested {_e(fresh['last_ingest_at'])}" if fresh["last_ingest_at"] else ""
     lag_text = "unknown" if lag is None else f"{lag} h"
     filter_text = "; " + ", ".join(filters) if filters else ""
     return (
         f'<div class="when"><b>{_e(window["name"])}</b> {_e(window["from"])} to {_e(window["to"])} EAT'
-        f'{_e(filter_text)}; as of {_e(payload["generated_at"])}</div>\n'
+        f"{_e(filter_text)}; as of {_e(payload['generated_at'])}</div>\n"
         f'<div class="fresh">newest file <span id="newest-file">{_e(newest)}</span>{ingested}'
         f'; content lag <span id="content-lag">{lag_text}</span></div>\n'
         f'<div class="counts">{"".join(counts)}</div>'
@@ -238,8 +249,10 @@ def render_unplaced(gazetteer: dict[str, list[dict[str, Any]]]) -> str:
 def _unplaced_item(kind: str, place: dict[str, Any]) -> str:
     query = f"<br><small>{_e(place['query'])}</small>" if place.get("query") else ""
     status = place["status"]
-    return (f'<li data-status="{_e(status)}"><b>{_e(place["name"])}</b> '
-            f'<span class="kind">{kind}, {_e(status.replace("_", " "))}</span>{query}</li>')
+    return (
+        f'<li data-status="{_e(status)}"><b>{_e(place["name"])}</b> '
+        f'<span class="kind">{kind}, {_e(status.replace("_", " "))}</span>{query}</li>'
+    )
 
 
 CHART_W, CHART_H = 960, 240
@@ -267,13 +280,13 @@ def render_chart(backlog: list[dict[str, Any]]) -> str:
         bars.append(
             f'<rect class="closure-bar" x="{x(i) - bar / 2:.1f}" y="{y(row["closed_today"]):.1f}" '
             f'width="{bar:.1f}" height="{y(0) - y(row["closed_today"]):.1f}">'
-            f'<title>{day}: {row["closed_today"]} closed</title></rect>'
+            f"<title>{day}: {row['closed_today']} closed</title></rect>"
         )
         points.append(f"{x(i):.1f},{y(row['open_total']):.1f}")
         dots.append(
             f'<circle class="backlog-point" data-day="{day}" data-open="{row["open_total"]}" '
             f'cx="{x(i):.1f}" cy="{y(row["open_total"]):.1f}" r="3">'
-            f'<title>{day}: {row["open_total"]} open, {row["open_breached"]} breached</title></circle>'
+            f"<title>{day}: {row['open_total']} open, {row['open_breached']} breached</title></circle>"
         )
     first, last = backlog[0]["snapshot_date"].isoformat(), backlog[-1]["snapshot_date"].isoformat()
     axes = (

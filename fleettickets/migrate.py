@@ -60,9 +60,7 @@ def read_migrations(directory: Path) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         match = MIGRATION_NAME.match(path.name)
         if not match:
-            raise MigrationError(
-                f"{path.name}: migration files must be named NN_lowercase_name.sql"
-            )
+            raise MigrationError(f"{path.name}: migration files must be named NN_lowercase_name.sql")
         sql = path.read_text(encoding="utf-8")
         migrations.append(
             Migration(
@@ -77,9 +75,7 @@ def read_migrations(directory: Path) -> list[Migration]:
     seen: dict[int, str] = {}
     for m in migrations:
         if m.number in seen:
-            raise MigrationError(
-                f"{seen[m.number]} and {m.filename} share the number {m.number}"
-            )
+            raise MigrationError(f"{seen[m.number]} and {m.filename} share the number {m.number}")
         seen[m.number] = m.filename
     return migrations
 
@@ -96,7 +92,7 @@ def _leading_comment(sql: str) -> str:
 
 ADOPT_HINT = (
     "it looks like the earlier loader's database: run `fleettickets adopt` to take it "
-    "over (docs/operations.md, \"Moving from the deployed loader\"); nothing was changed"
+    'over (docs/operations.md, "Moving from the deployed loader"); nothing was changed'
 )
 
 
@@ -141,8 +137,7 @@ def plan(conn: psycopg.Connection, migrations: list[Migration]) -> MigrationPlan
     applied_numbers = [by_name[f].number for f in ledger]
     if pending and applied_numbers and pending[0].number < max(applied_numbers):
         raise MigrationError(
-            f"{pending[0].filename} is numbered below an applied migration; "
-            "renumber it after the newest applied one"
+            f"{pending[0].filename} is numbered below an applied migration; renumber it after the newest applied one"
         )
     return MigrationPlan(applied=sorted(ledger), pending=pending)
 
@@ -152,9 +147,7 @@ def pending_migrations(conn: psycopg.Connection, directory: Path | None = None) 
     return plan(conn, read_migrations(directory or default_migrations_dir()))
 
 
-def apply_migrations(
-    conn: psycopg.Connection, directory: Path | None = None
-) -> list[str]:
+def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) -> list[str]:
     """Apply every pending migration, each in its own transaction; return their names.
 
     Concurrent runs queue on an advisory lock and then find nothing left to do,
@@ -180,14 +173,11 @@ def apply_one(conn: psycopg.Connection, migration: Migration) -> None:
         with conn.transaction():
             conn.execute(migration.sql)
             conn.execute(
-                "INSERT INTO tickets.schema_migrations "
-                "(filename, checksum, description) VALUES (%s, %s, %s)",
+                "INSERT INTO tickets.schema_migrations (filename, checksum, description) VALUES (%s, %s, %s)",
                 (migration.filename, migration.checksum, migration.description),
             )
     except psycopg.Error as exc:
-        raise MigrationError(
-            f"{migration.filename} failed and was rolled back: {str(exc).strip()}"
-        ) from None
+        raise MigrationError(f"{migration.filename} failed and was rolled back: {str(exc).strip()}") from None
 
 
 def migrate_database(settings: Settings, *, dry_run: bool = False) -> MigrationPlan:

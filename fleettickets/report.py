@@ -53,9 +53,11 @@ def ingest_text(report: IngestReport) -> str:
 def ingest_summary(report: IngestReport) -> str:
     """One line for a heartbeat: the run's outcome and its totals."""
     t = report.totals()
-    line = (f"ingest {'ok' if report.ok else 'failed'}: {len(report.files)} files, {t['inserted']} new, "
-            f"{t['updated']} changed, {t['rejected']} rejected, {len(report.archived)} archived "
-            f"in {report.seconds:.1f}s")  # fmt: skip
+    line = (
+        f"ingest {'ok' if report.ok else 'failed'}: {len(report.files)} files, {t['inserted']} new, "
+        f"{t['updated']} changed, {t['rejected']} rejected, {len(report.archived)} archived "
+        f"in {report.seconds:.1f}s"
+    )
     reasons = ([report.failed] if report.failed else []) + report.problems
     return line + ("; " + "; ".join(reasons) if reasons else "")
 
@@ -66,8 +68,11 @@ def adopt_text(report: AdoptReport) -> str:
     if report.state == "adopted":
         return "nothing to do: this database already has the fleettickets schema (run `fleettickets migrate` for pending migrations)"
     lines = [f"{section}: {text}" for section, text in report.lines]
-    lines.append("adopted: from now on use fleettickets migrate, ingest and status as on a fresh install"
-                 if report.applied else "(dry run: all of it was rolled back, nothing changed; run again with --apply)")  # fmt: skip
+    lines.append(
+        "adopted: from now on use fleettickets migrate, ingest and status as on a fresh install"
+        if report.applied
+        else "(dry run: all of it was rolled back, nothing changed; run again with --apply)"
+    )
     return "\n".join(lines)
 
 
@@ -82,14 +87,12 @@ def capture_text(capture: HistoryCapture, *, applied: bool) -> str:
 
 def rebuild_text(report: RebuildReport) -> str:
     verb = "replayed" if report.applied else "would replay"
-    lines = [f"{verb} {f.file_key}: {f.versions} versions, {f.inserted} new tickets"
-             for f in report.replayed]  # fmt: skip
+    lines = [f"{verb} {f.file_key}: {f.versions} versions, {f.inserted} new tickets" for f in report.replayed]
     assert report.capture is not None
     lines.append(
         f"{'rebuilt' if report.applied else 'would rebuild'} history from "
         f"{report.versions_total} versions: {report.days_total} daily rows, "
-        f"{report.closures_total} closure events"
-        + ("" if report.applied else " (dry run: nothing written)")
+        f"{report.closures_total} closure events" + ("" if report.applied else " (dry run: nothing written)")
     )
     return "\n".join(lines)
 
@@ -107,8 +110,17 @@ def ingest_failure_json(error: Exception, report: IngestReport | None, secrets: 
     if report is not None:
         document = report.as_dict()
     else:  # failed before it started: settings, connection, lock, arguments
-        document = {"run_id": None, "applied": None, "ok": False, "files": [], "totals": {},
-                    "archived": [], "skipped": [], "problems": [], "history": None}  # fmt: skip
+        document = {
+            "run_id": None,
+            "applied": None,
+            "ok": False,
+            "files": [],
+            "totals": {},
+            "archived": [],
+            "skipped": [],
+            "problems": [],
+            "history": None,
+        }
     document.update(ok=False, failed=str(error))
     return json.dumps(redact_data(document, secrets), ensure_ascii=False)
 
@@ -158,20 +170,36 @@ def geocode_text(report: GeocodeReport) -> str:
 
 
 def import_json(result: ImportReport, secrets: Iterable[str] = ()) -> str:
-    document = {"ok": True, "applied": result.applied, "rows": result.rows,
-                "updated": [{"kind": k, "key": key} for k, key in result.changed],
-                "added": [{"kind": k, "key": key} for k, key in result.inserted],
-                "tickets_moved": result.tickets_moved}  # fmt: skip
+    document = {
+        "ok": True,
+        "applied": result.applied,
+        "rows": result.rows,
+        "updated": [{"kind": k, "key": key} for k, key in result.changed],
+        "added": [{"kind": k, "key": key} for k, key in result.inserted],
+        "tickets_moved": result.tickets_moved,
+    }
     return json.dumps(redact_data(document, secrets), ensure_ascii=False)
 
 
 def geocode_json(report: GeocodeReport, secrets: Iterable[str] = ()) -> str:
-    document = {"ok": True, "applied": report.applied, "run_id": report.run_id, "kind": report.kind,
-                "provider": report.provider, "places": report.places, "queries": report.queries,
-                "from_cache": report.from_cache, "sent_queries": report.sent_queries,
-                "requests_sent": report.requests_sent, "left": report.left, "statuses": dict(report.statuses),
-                "no_place_name": report.no_place_name, "no_cluster_point": report.no_cluster_point,
-                "sample": report.sample, "stopped": report.stopped}  # fmt: skip
+    document = {
+        "ok": True,
+        "applied": report.applied,
+        "run_id": report.run_id,
+        "kind": report.kind,
+        "provider": report.provider,
+        "places": report.places,
+        "queries": report.queries,
+        "from_cache": report.from_cache,
+        "sent_queries": report.sent_queries,
+        "requests_sent": report.requests_sent,
+        "left": report.left,
+        "statuses": dict(report.statuses),
+        "no_place_name": report.no_place_name,
+        "no_cluster_point": report.no_cluster_point,
+        "sample": report.sample,
+        "stopped": report.stopped,
+    }
     return json.dumps(redact_data(document, secrets), ensure_ascii=False)
 
 
@@ -185,9 +213,15 @@ def import_text(result: ImportReport) -> str:
         + ("" if result.applied else " (dry run: nothing written)")
     )
     return "\n".join(lines)
+
+
 def status_json(status: Status, secrets: Iterable[str] = ()) -> str:
-    document = {"healthy": status.healthy, "problems": status.problems,
-                "thresholds": status.thresholds.as_dict(), **status.facts.as_dict()}  # fmt: skip
+    document = {
+        "healthy": status.healthy,
+        "problems": status.problems,
+        "thresholds": status.thresholds.as_dict(),
+        **status.facts.as_dict(),
+    }
     # Stored run errors may quote a driver's message: masked like any output.
     plain = json.loads(json.dumps(document, default=_json_value))
     return json.dumps(redact_data(plain, secrets), ensure_ascii=False, indent=2)
@@ -234,14 +268,12 @@ def status_text(status: Status) -> str:
         add("tickets", f"{tickets.total} total, {tickets.open} open; placed by {placed}")
     else:
         add("tickets", "no tickets table yet")
-    gazetteer = [f"{name} {g.with_coordinates}/{g.rows} with coordinates"
-                 for name, g in f.gazetteer.items() if g]  # fmt: skip
+    gazetteer = [f"{name} {g.with_coordinates}/{g.rows} with coordinates" for name, g in f.gazetteer.items() if g]
     add("gazetteer", ", ".join(gazetteer) or "not installed")
     fresh = f.freshness
     if fresh.newest_file_ts:
         lag = f"; content {fresh.content_lag_hours} h behind it" if fresh.content_lag_hours is not None else ""
-        add("freshness", f"newest file {eat_text(fresh.newest_file_ts)} "
-                         f"({fresh.newest_file_age_minutes} min ago){lag}")  # fmt: skip
+        add("freshness", f"newest file {eat_text(fresh.newest_file_ts)} ({fresh.newest_file_age_minutes} min ago){lag}")
         if fresh.newest_source_updated_at:
             add("", f"newest source_updated_at {eat_text(fresh.newest_source_updated_at)}")
     else:
@@ -259,9 +291,15 @@ def _bucket_lines(bucket: BucketFacts) -> list[str]:
     text = f"{bucket.waiting} new file(s) waiting in changes/"
     if bucket.oldest and bucket.newest:
         text += f" (oldest {_name(bucket.oldest)}, newest {_name(bucket.newest)})"
-    extras = [f"{count} {label}" for count, label in
-              ((bucket.not_archived, "applied, not archived"), (bucket.conflicts, "conflicting"),
-               (bucket.skipped, "skipped (not change files)")) if count]  # fmt: skip
+    extras = [
+        f"{count} {label}"
+        for count, label in (
+            (bucket.not_archived, "applied, not archived"),
+            (bucket.conflicts, "conflicting"),
+            (bucket.skipped, "skipped (not change files)"),
+        )
+        if count
+    ]
     return [f"{'bucket':<11}{text}" + ("; " + ", ".join(extras) if extras else "")]
 
 
@@ -271,8 +309,10 @@ def _run_lines(runs: tuple[Run, ...], running: bool) -> list[str]:
     lines = [f"{'runs':<11}{'started':<21}{'result':<12}{'files':>6}{'rows':>8}{'seconds':>9}"]
     for run in runs:
         seconds = f"{run.seconds:.1f}" if run.seconds is not None else "-"
-        lines.append(f"{'':<11}{eat_text(run.started_at):<21}{run.status:<12}"
-                     f"{run.files_applied:>6}{run.rows_changed:>8}{seconds:>9}")  # fmt: skip
+        lines.append(
+            f"{'':<11}{eat_text(run.started_at):<21}{run.status:<12}"
+            f"{run.files_applied:>6}{run.rows_changed:>8}{seconds:>9}"
+        )
         if run.error:
             lines.append(f"{'':<13}{first_line(run.error)}")
     return lines
@@ -289,24 +329,31 @@ def _history_text(history: HistoryFacts) -> str:
         text += f"; {history.closure_events} closure events"
     if history.adopted:
         adopted = history.adopted
-        text += (f"; adopted {eat_text(adopted.adopted_at)} at {adopted.watermark_key}, "
-                 f"{adopted.kept_days} captured day(s) kept as recorded")  # fmt: skip
+        text += (
+            f"; adopted {eat_text(adopted.adopted_at)} at {adopted.watermark_key}, "
+            f"{adopted.kept_days} captured day(s) kept as recorded"
+        )
     return text
 
 
 def _reader_text(reader: ReaderFacts) -> str:
     role = reader.role
     if not reader.exists:
-        return (f"role {role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, then the schema "
-                "owner runs SELECT tickets.setup_reader_role() (docs/operations.md)")  # fmt: skip
+        return (
+            f"role {role} is missing: a superuser runs CREATE ROLE {role} NOLOGIN, then the schema "
+            "owner runs SELECT tickets.setup_reader_role() (docs/operations.md)"
+        )
     text = f"{role} exists"
     if not reader.granted:
         text += ", entry points not granted: run SELECT tickets.setup_reader_role() as the schema owner"
     timeout = reader.statement_timeout
     text += f", statement_timeout {timeout}" if timeout else ", no statement_timeout"
-    logins = [f"{login.name} ({login.statement_timeout})" if login.statement_timeout
-              else f"{login.name} (no statement_timeout: ALTER ROLE {login.name} SET statement_timeout = '5s')"
-              for login in reader.logins]  # fmt: skip
+    logins = [
+        f"{login.name} ({login.statement_timeout})"
+        if login.statement_timeout
+        else f"{login.name} (no statement_timeout: ALTER ROLE {login.name} SET statement_timeout = '5s')"
+        for login in reader.logins
+    ]
     return text + "; logins: " + (", ".join(logins) if logins else "none yet")
 
 

@@ -42,8 +42,13 @@ NUMBER_FIELDS = ("geocoder_requests_per_second", "geocoder_retry_failed_days", "
 _INT_FIELDS = ("status_max_pending_minutes", "status_max_silence_minutes")
 EXPORT_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 # A heartbeat URL is a secret too: whoever holds it can report a healthy run.
-SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "geocoder_api_key",
-                 "heartbeat_url", "heartbeat_geocode_url")  # fmt: skip
+SECRET_FIELDS = (
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "geocoder_api_key",
+    "heartbeat_url",
+    "heartbeat_geocode_url",
+)
 # Secret URLs whose secret is their path and query: masking every 4-character
 # piece of the whole URL would mask "http" and "ping" in every message.
 URL_SECRET_FIELDS = ("heartbeat_url", "heartbeat_geocode_url")
@@ -82,9 +87,7 @@ class Settings:
     heartbeat_geocode_url: str | None = None
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
         """Read settings; real environment variables win over the `.env` file."""
         merged = _merged_environment(environ, env_file)
         values: dict[str, Any] = {}
@@ -114,9 +117,7 @@ class Settings:
         return [v for v in values if v]
 
     @classmethod
-    def sources(
-        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
-    ) -> dict[str, str]:
+    def sources(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> dict[str, str]:
         """Where each setting's value comes from: "environment", ".env" or "default"."""
         dotenv_path = env_file if env_file is not None else Path(".env")
         from_file = {k for k, v in dotenv_values(dotenv_path).items() if v} if dotenv_path.is_file() else set()
@@ -140,13 +141,8 @@ class Settings:
             raise ConfigError("INC_PREFIX must end with '/' (e.g. automations/inc/)")
         if self.inc_prefix.startswith("/"):
             raise ConfigError("INC_PREFIX must not start with '/'")
-        if (
-            self.geocoder_provider is not None
-            and self.geocoder_provider.lower() not in GEOCODER_PROVIDERS
-        ):
-            raise ConfigError(
-                "GEOCODER_PROVIDER must be one of " + ", ".join(GEOCODER_PROVIDERS)
-            )
+        if self.geocoder_provider is not None and self.geocoder_provider.lower() not in GEOCODER_PROVIDERS:
+            raise ConfigError("GEOCODER_PROVIDER must be one of " + ", ".join(GEOCODER_PROVIDERS))
         if not EXPORT_HOURS.match(self.export_hours):
             raise ConfigError("EXPORT_HOURS must look like 06:00-20:00 (EAT, start-end)")
         for name in _INT_FIELDS:
@@ -159,8 +155,7 @@ class Settings:
         if missing:
             verb, pronoun = ("is", "it") if len(missing) == 1 else ("are", "them")
             raise ConfigError(
-                f"{', '.join(missing)} {verb} not set "
-                f"(set {pronoun} in the environment or in .env; see .env.example)"
+                f"{', '.join(missing)} {verb} not set (set {pronoun} in the environment or in .env; see .env.example)"
             )
 
     @property
@@ -214,8 +209,11 @@ def database_url_secrets(url: str) -> list[str]:
     head, _, query = rest.partition("?")
     authority = head.split("/", 1)[0]
     found = []
-    for userinfo in (authority.partition("@")[0] if "@" in authority else "",
-                     authority.rpartition("@")[0], head.rpartition("@")[0]):  # fmt: skip
+    for userinfo in (
+        authority.partition("@")[0] if "@" in authority else "",
+        authority.rpartition("@")[0],
+        head.rpartition("@")[0],
+    ):
         if ":" in userinfo:
             found.append(userinfo.split(":", 1)[1])
     for pair in query.split("&"):
@@ -248,9 +246,7 @@ def _check_database_url(url: str) -> None:
         raise ConfigError(f"DATABASE_URL is not a valid URL ({exc})") from None
     if parts.scheme not in ("postgres", "postgresql"):
         shown = parts.scheme if parts.scheme.isalnum() else "something else"
-        raise ConfigError(
-            f"DATABASE_URL must be a postgresql:// URL (got a value starting with {shown!r})"
-        )
+        raise ConfigError(f"DATABASE_URL must be a postgresql:// URL (got a value starting with {shown!r})")
     if _BAD_PERCENT.search(url):
         raise ConfigError(
             "DATABASE_URL has a '%' that is not followed by two hex digits; write a "
@@ -258,8 +254,7 @@ def _check_database_url(url: str) -> None:
         )
     if "@" in parts.netloc.partition("@")[2]:
         raise ConfigError(
-            "DATABASE_URL has more than one '@' before the host; write an '@' in the "
-            "user name or password as %40"
+            "DATABASE_URL has more than one '@' before the host; write an '@' in the user name or password as %40"
         )
     hosts = parts.netloc.rpartition("@")[2]
     for host in hosts.split(","):

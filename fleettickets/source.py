@@ -89,9 +89,7 @@ def list_change_files(client: Any, bucket: str, prefix: str, page_size: int = 10
                 "stopping rather than missing files"
             )
         if token in seen_tokens:
-            raise ListingError(
-                "the bucket listing repeated a continuation token; stopping rather than looping"
-            )
+            raise ListingError("the bucket listing repeated a continuation token; stopping rather than looping")
         seen_tokens.add(token)
     files.sort(key=lambda f: f.file_ts)
     return Listing(files=files, skipped=skipped)
@@ -100,7 +98,7 @@ def list_change_files(client: Any, bucket: str, prefix: str, page_size: int = 10
 def _classify(
     key: str, obj: dict[str, Any], prefix: str, files: list[ChangeFile], skipped: list[tuple[str, str]]
 ) -> None:
-    name = key[len(prefix):]
+    name = key[len(prefix) :]
     if "/" in name:
         skipped.append((key, "inside a sub-folder"))
         return
@@ -108,8 +106,15 @@ def _classify(
     if file_ts is None:
         skipped.append((key, "name is not <YYYY-MM-DDTHH-MM-SS>.csv"))
         return
-    files.append(ChangeFile(key=key, file_ts=file_ts, etag=obj["ETag"].strip('"'), size=int(obj["Size"]),
-                            last_modified=obj.get("LastModified")))  # fmt: skip
+    files.append(
+        ChangeFile(
+            key=key,
+            file_ts=file_ts,
+            etag=obj["ETag"].strip('"'),
+            size=int(obj["Size"]),
+            last_modified=obj.get("LastModified"),
+        )
+    )
 
 
 def open_change_file(client: Any, bucket: str, change: ChangeFile) -> Any:
@@ -158,8 +163,7 @@ def archive_change_file(client: Any, bucket: str, change: ChangeFile, processed_
     # A multipart ETag is not an MD5 and a copy may get a new one; the size must still match.
     if copied is None or (copied["etag"] != change.etag and "-" not in change.etag) or copied["size"] != change.size:
         raise FleetTicketsError(
-            f"{change.key}: the copy in {target} does not match the loaded version; "
-            "the original was kept"
+            f"{change.key}: the copy in {target} does not match the loaded version; the original was kept"
         )
     try:
         client.delete_object(Bucket=bucket, Key=change.key)

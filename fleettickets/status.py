@@ -22,9 +22,17 @@ from fleettickets.source import ChangeFile, list_change_files
 
 RECENT_RUNS = 5
 # The tables each section reads; a section whose table is missing says "not installed".
-OPTIONAL_TABLES = ("tickets.inc", "tickets.import_meta", "tickets.ingest_files",
-                   "tickets.ingest_runs", "tickets.geo_clusters", "tickets.geo_locations",
-                   "tickets.inc_daily_snapshot", "tickets.closure_events", "tickets.adoption")  # fmt: skip
+OPTIONAL_TABLES = (
+    "tickets.inc",
+    "tickets.import_meta",
+    "tickets.ingest_files",
+    "tickets.ingest_runs",
+    "tickets.geo_clusters",
+    "tickets.geo_locations",
+    "tickets.inc_daily_snapshot",
+    "tickets.closure_events",
+    "tickets.adoption",
+)
 
 # The least-privilege role the dashboard API and other readers log in through (migration 24).
 READER_ROLE = "fleettickets_reader"
@@ -63,9 +71,13 @@ class Thresholds:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, max_pending_minutes: int | None = None,
-        max_silence_minutes: int | None = None, export_hours: str | None = None,
-    ) -> Thresholds:  # fmt: skip
+        cls,
+        settings: Settings,
+        *,
+        max_pending_minutes: int | None = None,
+        max_silence_minutes: int | None = None,
+        export_hours: str | None = None,
+    ) -> Thresholds:
         """The settings' thresholds, with any command-line values taking precedence."""
         if export_hours is not None:
             settings = replace(settings, export_hours=export_hours)
@@ -79,9 +91,11 @@ class Thresholds:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"max_pending_minutes": self.max_pending_minutes,
-                "max_silence_minutes": self.max_silence_minutes,
-                "export_hours": f"{self.export_start:%H:%M}-{self.export_end:%H:%M} EAT"}  # fmt: skip
+        return {
+            "max_pending_minutes": self.max_pending_minutes,
+            "max_silence_minutes": self.max_silence_minutes,
+            "export_hours": f"{self.export_start:%H:%M}-{self.export_end:%H:%M} EAT",
+        }
 
 
 @dataclass(frozen=True)
@@ -252,14 +266,20 @@ class Status:
 
 
 def report(
-    settings: Settings, *, now: datetime | None = None, max_pending_minutes: int | None = None,
-    max_silence_minutes: int | None = None, export_hours: str | None = None,
-) -> Status:  # fmt: skip
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    max_pending_minutes: int | None = None,
+    max_silence_minutes: int | None = None,
+    export_hours: str | None = None,
+) -> Status:
     """The `status` command: gather the facts and judge them."""
     thresholds = Thresholds.from_settings(
-        settings, max_pending_minutes=max_pending_minutes,
-        max_silence_minutes=max_silence_minutes, export_hours=export_hours,
-    )  # fmt: skip
+        settings,
+        max_pending_minutes=max_pending_minutes,
+        max_silence_minutes=max_silence_minutes,
+        export_hours=export_hours,
+    )
     facts = gather(settings, now=now)
     return Status(facts=facts, thresholds=thresholds, problems=check(facts, thresholds))
 
@@ -296,31 +316,42 @@ def check(facts: Facts, thresholds: Thresholds) -> list[str]:
     if schema.error:
         problems.append(f"schema: {schema.error}")
     elif schema.pending:
-        problems.append(f"{len(schema.pending)} migration(s) pending (first {schema.pending[0]}); "
-                        "run `fleettickets migrate`")  # fmt: skip
+        problems.append(
+            f"{len(schema.pending)} migration(s) pending (first {schema.pending[0]}); run `fleettickets migrate`"
+        )
     last = facts.runs[0] if facts.runs else None
     if last and last.status == "failed":
-        problems.append(f"last ingest run {last.run_id} ({eat_text(last.started_at)}) failed: "
-                        + first_line(last.error or "no error recorded"))  # fmt: skip
+        problems.append(
+            f"last ingest run {last.run_id} ({eat_text(last.started_at)}) failed: "
+            + first_line(last.error or "no error recorded")
+        )
     elif last and last.status == "interrupted":
-        problems.append(f"last ingest run {last.run_id} ({eat_text(last.started_at)}) never finished "
-                        "(killed or crashed); the next run resumes where it stopped")  # fmt: skip
+        problems.append(
+            f"last ingest run {last.run_id} ({eat_text(last.started_at)}) never finished "
+            "(killed or crashed); the next run resumes where it stopped"
+        )
     bucket, now = facts.bucket, facts.now
     if bucket.error:
         problems.append(f"bucket: {bucket.error}")
     if bucket.conflicts:
-        problems.append(f"{bucket.conflicts} file(s) in changes/ differ from the version already "
-                        "ingested under the same name (see docs/operations.md, a replaced file)")  # fmt: skip
+        problems.append(
+            f"{bucket.conflicts} file(s) in changes/ differ from the version already "
+            "ingested under the same name (see docs/operations.md, a replaced file)"
+        )
     oldest = bucket.oldest
     if oldest and _minutes(now - oldest.since) > thresholds.max_pending_minutes:
-        problems.append(f"{bucket.waiting + bucket.not_archived} file(s) waiting in changes/, oldest "
-                        f"{oldest.key} for {_minutes(now - oldest.since)} min "
-                        f"(limit {thresholds.max_pending_minutes})")  # fmt: skip
+        problems.append(
+            f"{bucket.waiting + bucket.not_archived} file(s) waiting in changes/, oldest "
+            f"{oldest.key} for {_minutes(now - oldest.since)} min "
+            f"(limit {thresholds.max_pending_minutes})"
+        )
     silence = _silence(facts, thresholds)
     if silence is not None and silence > thresholds.max_silence_minutes:
         newest = _newest_arrival(facts)
-        problems.append(f"no change file has arrived for {silence} min of export hours (newest "
-                        f"{eat_text(newest, missing='none yet')}; limit {thresholds.max_silence_minutes})")  # fmt: skip
+        problems.append(
+            f"no change file has arrived for {silence} min of export hours (newest "
+            f"{eat_text(newest, missing='none yet')}; limit {thresholds.max_silence_minutes})"
+        )
     return problems
 
 
@@ -343,8 +374,9 @@ def _newest_arrival(facts: Facts) -> datetime | None:
 
 
 def _present_tables(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute("SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL",
-                        (list(OPTIONAL_TABLES),)).fetchall()  # fmt: skip
+    rows = conn.execute(
+        "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL", (list(OPTIONAL_TABLES),)
+    ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -367,8 +399,11 @@ def _watermark(conn: psycopg.Connection, present: set[str]) -> Watermark | None:
         meta = _one(conn, "SELECT metadata FROM tickets.import_meta WHERE dataset = 'inc'")
     newest = None
     if "tickets.ingest_files" in present:
-        newest = _row(conn, "SELECT file_key, file_ts, committed_at, archived_at FROM tickets.ingest_files "
-                            "ORDER BY committed_at DESC, file_ts DESC LIMIT 1")  # fmt: skip
+        newest = _row(
+            conn,
+            "SELECT file_key, file_ts, committed_at, archived_at FROM tickets.ingest_files "
+            "ORDER BY committed_at DESC, file_ts DESC LIMIT 1",
+        )
     if meta is None and newest is None:
         return None
     meta = meta or {}
@@ -383,9 +418,11 @@ def _watermark(conn: psycopg.Connection, present: set[str]) -> Watermark | None:
 def _runs(conn: psycopg.Connection, present: set[str], lock_held: bool) -> tuple[Run, ...]:
     if "tickets.ingest_runs" not in present:
         return ()
-    query = ("SELECT run_id, started_at, finished_at, status, files_applied, files_archived, rows_changed, "
-             "round(extract(epoch FROM finished_at - started_at)::numeric, 1)::float AS seconds, error "
-             "FROM tickets.ingest_runs ORDER BY started_at DESC LIMIT %s")  # fmt: skip
+    query = (
+        "SELECT run_id, started_at, finished_at, status, files_applied, files_archived, rows_changed, "
+        "round(extract(epoch FROM finished_at - started_at)::numeric, 1)::float AS seconds, error "
+        "FROM tickets.ingest_runs ORDER BY started_at DESC LIMIT %s"
+    )
     runs = []
     # A live run holds the ingest lock from before its row is written until after
     # its outcome is: with the lock held the newest 'running' row is that run, and
@@ -423,9 +460,15 @@ def _bucket(conn: psycopg.Connection, settings: Settings, present: set[str]) -> 
         # a late file has an old name but has only just arrived.
         oldest = _file(min(listing.files, key=lambda f: f.last_modified or f.file_ts))
         newest = _file(max(listing.files, key=lambda f: f.file_ts))
-    return BucketFacts(error=None, waiting=states["new"], not_archived=states["loaded"],
-                       conflicts=states["conflict"], skipped=len(listing.skipped),
-                       oldest=oldest, newest=newest)  # fmt: skip
+    return BucketFacts(
+        error=None,
+        waiting=states["new"],
+        not_archived=states["loaded"],
+        conflicts=states["conflict"],
+        skipped=len(listing.skipped),
+        oldest=oldest,
+        newest=newest,
+    )
 
 
 def _file(change: ChangeFile) -> BucketFile:
@@ -435,7 +478,9 @@ def _file(change: ChangeFile) -> BucketFile:
 def _tickets(conn: psycopg.Connection, present: set[str]) -> TicketCounts | None:
     if "tickets.inc" not in present:
         return None
-    row = _row(conn, """
+    row = _row(
+        conn,
+        """
         SELECT count(*) AS total,
                count(*) FILTER (WHERE tickets.to_bool(raw ->> 'is_actionable')) AS open,
                jsonb_build_object(
@@ -443,7 +488,8 @@ def _tickets(conn: psycopg.Connection, present: set[str]) -> TicketCounts | None
                    'location', count(*) FILTER (WHERE geo_source = 'location'),
                    'cluster', count(*) FILTER (WHERE geo_source = 'cluster'),
                    'none', count(*) FILTER (WHERE geo_source IS NULL)) AS placed
-          FROM tickets.inc""")  # fmt: skip
+          FROM tickets.inc""",
+    )
     return TicketCounts(**row) if row else None
 
 
@@ -452,8 +498,12 @@ def _gazetteer(conn: psycopg.Connection, present: set[str]) -> dict[str, Gazette
     for name, table in (("clusters", "tickets.geo_clusters"), ("locations", "tickets.geo_locations")):
         row = None
         if table in present:
-            row = _row(conn, sql.SQL("SELECT count(*) AS rows, count(geom) AS with_coordinates FROM {}")
-                       .format(sql.Identifier(*table.split("."))))  # fmt: skip
+            row = _row(
+                conn,
+                sql.SQL("SELECT count(*) AS rows, count(geom) AS with_coordinates FROM {}").format(
+                    sql.Identifier(*table.split("."))
+                ),
+            )
         found[name] = GazetteerCount(**row) if row else None
     return found
 
@@ -470,24 +520,37 @@ def _freshness(conn: psycopg.Connection, present: set[str], watermark: Watermark
         newest_file_age_minutes=_minutes(now - newest_file) if newest_file else None,
         newest_source_updated_at=content,
         # The feed's content trails its file timestamps (the upstream export lags).
-        content_lag_hours=round((newest_file - content).total_seconds() / 3600, 1)
-        if newest_file and content else None,
-    )  # fmt: skip
+        content_lag_hours=round((newest_file - content).total_seconds() / 3600, 1) if newest_file and content else None,
+    )
 
 
 def _history(conn: psycopg.Connection, present: set[str]) -> HistoryFacts:
     # Absent only on a database whose migrations are behind (reported under schema).
     if "tickets.inc_daily_snapshot" not in present:
         return HistoryFacts(installed=False)
-    days = _row(conn, "SELECT min(snapshot_date) AS first_day, max(snapshot_date) AS last_day, "
-                      "count(*) AS days FROM tickets.inc_daily_snapshot") or {}  # fmt: skip
+    days = (
+        _row(
+            conn,
+            "SELECT min(snapshot_date) AS first_day, max(snapshot_date) AS last_day, "
+            "count(*) AS days FROM tickets.inc_daily_snapshot",
+        )
+        or {}
+    )
     closure_events = None
     if "tickets.closure_events" in present:
         closure_events = _one(conn, "SELECT count(*) FROM tickets.closure_events")
-    adopted = _row(conn, "SELECT adopted_at, watermark_key, (SELECT count(*) FROM tickets.history_kept_days) "
-                         "AS kept_days FROM tickets.adoption") if "tickets.adoption" in present else None  # fmt: skip
-    return HistoryFacts(installed=True, **days, closure_events=closure_events,
-                        adopted=Adoption(**adopted) if adopted else None)  # fmt: skip
+    adopted = (
+        _row(
+            conn,
+            "SELECT adopted_at, watermark_key, (SELECT count(*) FROM tickets.history_kept_days) "
+            "AS kept_days FROM tickets.adoption",
+        )
+        if "tickets.adoption" in present
+        else None
+    )
+    return HistoryFacts(
+        installed=True, **days, closure_events=closure_events, adopted=Adoption(**adopted) if adopted else None
+    )
 
 
 def read_reader_role(conn: psycopg.Connection, role: str) -> ReaderFacts:
@@ -496,8 +559,9 @@ def read_reader_role(conn: psycopg.Connection, role: str) -> ReaderFacts:
     if row is None:
         return ReaderFacts(role=role, exists=False)
     logins = tuple(ReaderLogin(**login) for login in _rows(conn, READER_LOGINS_SQL, (role,)))
-    return ReaderFacts(role=role, exists=True, granted=bool(row["granted"]),
-                       statement_timeout=row["statement_timeout"], logins=logins)  # fmt: skip
+    return ReaderFacts(
+        role=role, exists=True, granted=bool(row["granted"]), statement_timeout=row["statement_timeout"], logins=logins
+    )
 
 
 def _one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:

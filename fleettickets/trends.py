@@ -48,8 +48,15 @@ class Request:
     now: datetime
 
 
-def request(date_from: str | None, date_to: str | None, *, grain: str = "day", cluster: str | None = None,
-            output: str = "table", now: datetime | None = None) -> Request:  # fmt: skip
+def request(
+    date_from: str | None,
+    date_to: str | None,
+    *,
+    grain: str = "day",
+    cluster: str | None = None,
+    output: str = "table",
+    now: datetime | None = None,
+) -> Request:
     """The options checked; without dates, the last 30 EAT days through today (by the clock)."""
     moment = now or clock.now()
     if output not in FORMATS:
@@ -66,8 +73,10 @@ def request(date_from: str | None, date_to: str | None, *, grain: str = "day", c
         raise UsageError(f"--from ({first}) is after --to ({last}); both days are inclusive")
     periods = _periods(first, last, grain)
     if periods > MAX_PERIODS:
-        raise UsageError(f"{first} to {last} is {periods} periods of a {grain}, more than {MAX_PERIODS}: "
-                         "use a coarser --grain (week or month) or a shorter range")  # fmt: skip
+        raise UsageError(
+            f"{first} to {last} is {periods} periods of a {grain}, more than {MAX_PERIODS}: "
+            "use a coarser --grain (week or month) or a shorter range"
+        )
     return Request(first, last, grain, cluster, output, moment)
 
 
@@ -89,14 +98,31 @@ def render_team_closures(payload: dict[str, Any], output: str) -> str:
 
 # --- layouts ---------------------------------------------------------------------
 
-TREND_COLUMNS = ("period", "created", "closed", "ratio", "backlog", "breached",
-                 "mttr_median", "mttr_p90", "sla", "48h")  # fmt: skip
+TREND_COLUMNS = ("period", "created", "closed", "ratio", "backlog", "breached", "mttr_median", "mttr_p90", "sla", "48h")
 TEAM_COLUMNS = ("team", "closed", "mttr_median", "mttr_p90", "sla", "48h", "open_now", "open_breached")
-_METRICS_CSV = ("mttr_median_minutes", "mttr_p90_minutes", "mttr_samples", "sla_compliant", "sla_breached",
-                "sla_unknown", "sla_rate", "contract_48h_within", "contract_48h_breached",
-                "contract_48h_unknown", "contract_48h_rate")  # fmt: skip
-TREND_CSV = ("period_start", "period_end", "created", "closed", "closure_ratio", "backlog_end", "breached_end",
-             *_METRICS_CSV)  # fmt: skip
+_METRICS_CSV = (
+    "mttr_median_minutes",
+    "mttr_p90_minutes",
+    "mttr_samples",
+    "sla_compliant",
+    "sla_breached",
+    "sla_unknown",
+    "sla_rate",
+    "contract_48h_within",
+    "contract_48h_breached",
+    "contract_48h_unknown",
+    "contract_48h_rate",
+)
+TREND_CSV = (
+    "period_start",
+    "period_end",
+    "created",
+    "closed",
+    "closure_ratio",
+    "backlog_end",
+    "breached_end",
+    *_METRICS_CSV,
+)
 TEAM_CSV = ("team", "closed", *_METRICS_CSV, "open_now", "open_breached_now")
 
 
@@ -104,12 +130,18 @@ def _metrics_row(item: dict[str, Any]) -> dict[str, Any]:
     """The nested objects flattened under spreadsheet-friendly names."""
     mttr, sla, c48 = item["mttr_minutes"], item["sla_compliance"], item["contract_48h"]
     return {
-        "mttr_median_minutes": mttr["median"], "mttr_p90_minutes": mttr["p90"], "mttr_samples": mttr["samples"],
-        "sla_compliant": sla["compliant"], "sla_breached": sla["breached"], "sla_unknown": sla["unknown"],
+        "mttr_median_minutes": mttr["median"],
+        "mttr_p90_minutes": mttr["p90"],
+        "mttr_samples": mttr["samples"],
+        "sla_compliant": sla["compliant"],
+        "sla_breached": sla["breached"],
+        "sla_unknown": sla["unknown"],
         "sla_rate": sla["rate"],
-        "contract_48h_within": c48["within"], "contract_48h_breached": c48["breached"],
-        "contract_48h_unknown": c48["unknown"], "contract_48h_rate": c48["rate"],
-    }  # fmt: skip
+        "contract_48h_within": c48["within"],
+        "contract_48h_breached": c48["breached"],
+        "contract_48h_unknown": c48["unknown"],
+        "contract_48h_rate": c48["rate"],
+    }
 
 
 def _period_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -118,22 +150,42 @@ def _period_row(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _team_row(team: dict[str, Any]) -> dict[str, Any]:
-    return {"team": team["team"], "closed": team["closed"], **_metrics_row(team),
-            "open_now": team["open_now"], "open_breached_now": team["open_breached_now"]}  # fmt: skip
+    return {
+        "team": team["team"],
+        "closed": team["closed"],
+        **_metrics_row(team),
+        "open_now": team["open_now"],
+        "open_breached_now": team["open_breached_now"],
+    }
 
 
 def _period_cells(entry: dict[str, Any]) -> list[str]:
     start, end = entry["period_start"], entry["period_end"]
-    return [start if start == end else f"{start}..{end}", _n(entry["created"]), _n(entry["closed"]),
-            _pct(entry["closure_ratio"]), _n(entry["backlog_end"]), _n(entry["breached_end"]),
-            _n(entry["mttr_minutes"]["median"]), _n(entry["mttr_minutes"]["p90"]),
-            _pct(entry["sla_compliance"]["rate"]), _pct(entry["contract_48h"]["rate"])]  # fmt: skip
+    return [
+        start if start == end else f"{start}..{end}",
+        _n(entry["created"]),
+        _n(entry["closed"]),
+        _pct(entry["closure_ratio"]),
+        _n(entry["backlog_end"]),
+        _n(entry["breached_end"]),
+        _n(entry["mttr_minutes"]["median"]),
+        _n(entry["mttr_minutes"]["p90"]),
+        _pct(entry["sla_compliance"]["rate"]),
+        _pct(entry["contract_48h"]["rate"]),
+    ]
 
 
 def _team_cells(team: dict[str, Any]) -> list[str]:
-    return [team["team"] or "(no team)", _n(team["closed"]), _n(team["mttr_minutes"]["median"]),
-            _n(team["mttr_minutes"]["p90"]), _pct(team["sla_compliance"]["rate"]),
-            _pct(team["contract_48h"]["rate"]), _n(team["open_now"]), _n(team["open_breached_now"])]  # fmt: skip
+    return [
+        team["team"] or "(no team)",
+        _n(team["closed"]),
+        _n(team["mttr_minutes"]["median"]),
+        _n(team["mttr_minutes"]["p90"]),
+        _pct(team["sla_compliance"]["rate"]),
+        _pct(team["contract_48h"]["rate"]),
+        _n(team["open_now"]),
+        _n(team["open_breached_now"]),
+    ]
 
 
 def _n(value: int | None) -> str:
@@ -144,9 +196,13 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
-def _render(output: str, payload: dict[str, Any], items: list[dict[str, Any]],
-            csv_layout: tuple[Callable[[dict[str, Any]], dict[str, Any]], tuple[str, ...]],
-            table_layout: tuple[Callable[[dict[str, Any]], list[str]], tuple[str, ...]]) -> str:  # fmt: skip
+def _render(
+    output: str,
+    payload: dict[str, Any],
+    items: list[dict[str, Any]],
+    csv_layout: tuple[Callable[[dict[str, Any]], dict[str, Any]], tuple[str, ...]],
+    table_layout: tuple[Callable[[dict[str, Any]], list[str]], tuple[str, ...]],
+) -> str:
     if output == "json":
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     if output == "csv":
@@ -161,7 +217,9 @@ def _render(output: str, payload: dict[str, Any], items: list[dict[str, Any]],
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     # the first column is text, the rest are numbers: left and right aligned
     return "\n".join(
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=False))).rstrip()
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=False))
+        ).rstrip()
         for line in table
     )
 
@@ -172,8 +230,9 @@ def _render(output: str, payload: dict[str, Any], items: list[dict[str, Any]],
 def _fetch(settings: Settings, statement: str, req: Request, function: str) -> dict[str, Any]:
     arguments = {"first": req.first, "last": req.last, "grain": req.grain, "cluster": req.cluster, "now": req.now}
     with connect(settings, autocommit=True) as conn:
-        payload: dict[str, Any] = entry_points.call(conn, statement, arguments, function=function,
-                                                    option_names=_OPTION_NAMES, refusal=UsageError)  # fmt: skip
+        payload: dict[str, Any] = entry_points.call(
+            conn, statement, arguments, function=function, option_names=_OPTION_NAMES, refusal=UsageError
+        )
     return payload
 
 

@@ -59,28 +59,44 @@ def render_trends(trends: dict[str, Any], teams: dict[str, Any]) -> str:
     if not periods:
         return '<p class="none">No periods to draw.</p>'
     counts = _chart(
-        "trend-counts", "Created and closed per period, backlog and breached at its end", periods,
-        bars=[Series("created-bar", "created", [p["created"] for p in periods], _count),
-              Series("closed-bar", "closed", [p["closed"] for p in periods], _count)],
-        lines=[Series("backlog", "open at end", [p["backlog_end"] for p in periods], _count),
-               Series("breached", "breached (over 48 h) at end", [p["breached_end"] for p in periods], _count)],
+        "trend-counts",
+        "Created and closed per period, backlog and breached at its end",
+        periods,
+        bars=[
+            Series("created-bar", "created", [p["created"] for p in periods], _count),
+            Series("closed-bar", "closed", [p["closed"] for p in periods], _count),
+        ],
+        lines=[
+            Series("backlog", "open at end", [p["backlog_end"] for p in periods], _count),
+            Series("breached", "breached (over 48 h) at end", [p["breached_end"] for p in periods], _count),
+        ],
         line_axis="right",
-    )  # fmt: skip
+    )
     longest = max((p["mttr_minutes"]["p90"] or 0 for p in periods), default=0)
     mttr = _chart(
-        "trend-mttr", "Time to restore of the period's closures", periods, bars=[],
-        lines=[Series("mttr-median", "MTTR median", [p["mttr_minutes"]["median"] for p in periods], _duration),
-               Series("mttr-p90", "MTTR p90", [p["mttr_minutes"]["p90"] for p in periods], _duration)],
+        "trend-mttr",
+        "Time to restore of the period's closures",
+        periods,
+        bars=[],
+        lines=[
+            Series("mttr-median", "MTTR median", [p["mttr_minutes"]["median"] for p in periods], _duration),
+            Series("mttr-p90", "MTTR p90", [p["mttr_minutes"]["p90"] for p in periods], _duration),
+        ],
         top=_nice(longest / 60) * 60,  # whole hours at the ticks
-    )  # fmt: skip
+    )
     rates = _chart(
-        "trend-rates", "SLA compliance and 48-hour contract of the period's closures", periods, bars=[],
-        lines=[Series("sla-rate", "SLA compliant", [_percent_of(p["sla_compliance"]["rate"]) for p in periods],
-                      _percent),
-               Series("c48-rate", "closed within 48 h", [_percent_of(p["contract_48h"]["rate"]) for p in periods],
-                      _percent)],
+        "trend-rates",
+        "SLA compliance and 48-hour contract of the period's closures",
+        periods,
+        bars=[],
+        lines=[
+            Series("sla-rate", "SLA compliant", [_percent_of(p["sla_compliance"]["rate"]) for p in periods], _percent),
+            Series(
+                "c48-rate", "closed within 48 h", [_percent_of(p["contract_48h"]["rate"]) for p in periods], _percent
+            ),
+        ],
         top=100.0,
-    )  # fmt: skip
+    )
     return f"{counts}\n{mttr}\n{rates}\n{render_team_table(teams)}"
 
 
@@ -89,21 +105,31 @@ def render_team_table(teams: dict[str, Any]) -> str:
     caption = f"Closures of {teams['from']} to {teams['to']} by the team that closed them, and open tickets now"
     if not rows:
         return f'<p class="none" id="team-table">{_e(caption)}: none.</p>'
-    head = "".join(f"<th>{name}</th>" for name in
-                   ("team", "closed", "MTTR median", "MTTR p90", "SLA", "48 h", "open now", "open breached"))  # fmt: skip
+    head = "".join(
+        f"<th>{name}</th>"
+        for name in ("team", "closed", "MTTR median", "MTTR p90", "SLA", "48 h", "open now", "open breached")
+    )
     body = "".join(
-        f'<tr><td>{_e(t["team"] or "(no team)")}</td><td>{t["closed"]}</td>'
-        f'<td>{_maybe(t["mttr_minutes"]["median"], _duration)}</td><td>{_maybe(t["mttr_minutes"]["p90"], _duration)}</td>'
-        f'<td>{_maybe(_percent_of(t["sla_compliance"]["rate"]), _percent)}</td>'
-        f'<td>{_maybe(_percent_of(t["contract_48h"]["rate"]), _percent)}</td>'
-        f'<td>{t["open_now"]}</td><td>{t["open_breached_now"]}</td></tr>'
+        f"<tr><td>{_e(t['team'] or '(no team)')}</td><td>{t['closed']}</td>"
+        f"<td>{_maybe(t['mttr_minutes']['median'], _duration)}</td><td>{_maybe(t['mttr_minutes']['p90'], _duration)}</td>"
+        f"<td>{_maybe(_percent_of(t['sla_compliance']['rate']), _percent)}</td>"
+        f"<td>{_maybe(_percent_of(t['contract_48h']['rate']), _percent)}</td>"
+        f"<td>{t['open_now']}</td><td>{t['open_breached_now']}</td></tr>"
         for t in rows
     )
     return f'<table id="team-table"><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _chart(chart_id: str, title: str, periods: list[dict[str, Any]], *, bars: Sequence[Series],
-           lines: Sequence[Series], line_axis: str = "left", top: float | None = None) -> str:  # fmt: skip
+def _chart(
+    chart_id: str,
+    title: str,
+    periods: list[dict[str, Any]],
+    *,
+    bars: Sequence[Series],
+    lines: Sequence[Series],
+    line_axis: str = "left",
+    top: float | None = None,
+) -> str:
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
     step = plot_w / len(periods)
     bottom = PAD_T + plot_h
@@ -127,21 +153,26 @@ def _chart(chart_id: str, title: str, periods: list[dict[str, Any]], *, bars: Se
         for i, value in enumerate(series.values):
             left = x(i) - width * len(bars) / 2 + width * n
             height = bottom - y_bar(value or 0)
-            parts.append(f'<rect class="{series.key}" data-period="{periods[i]["period_start"]}" x="{left:.1f}" '
-                         f'y="{bottom - height:.1f}" width="{width:.1f}" height="{height:.1f}">'
-                         f'<title>{_e(_when(periods[i]))}: {_maybe(value, series.unit)} {series.label}</title></rect>')  # fmt: skip
+            parts.append(
+                f'<rect class="{series.key}" data-period="{periods[i]["period_start"]}" x="{left:.1f}" '
+                f'y="{bottom - height:.1f}" width="{width:.1f}" height="{height:.1f}">'
+                f"<title>{_e(_when(periods[i]))}: {_maybe(value, series.unit)} {series.label}</title></rect>"
+            )
     for series in lines:
         parts.extend(_line(series, periods, x, y_line))
     parts.append(_x_labels(periods, x, bottom))
     parts.append(_legend([*bars, *lines], bars=len(bars)))
     first, last = periods[0]["period_start"], periods[-1]["period_end"]
-    return (f'<figure class="trend"><figcaption>{_e(title)}</figcaption>'
-            f'<svg id="{chart_id}" class="trend-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
-            f'aria-label="{_e(title)}, {first} to {last}">{"".join(parts)}</svg></figure>')  # fmt: skip
+    return (
+        f'<figure class="trend"><figcaption>{_e(title)}</figcaption>'
+        f'<svg id="{chart_id}" class="trend-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
+        f'aria-label="{_e(title)}, {first} to {last}">{"".join(parts)}</svg></figure>'
+    )
 
 
-def _line(series: Series, periods: list[dict[str, Any]], x: Callable[[int], float],
-          y: Callable[[float], float]) -> list[str]:  # fmt: skip
+def _line(
+    series: Series, periods: list[dict[str, Any]], x: Callable[[int], float], y: Callable[[float], float]
+) -> list[str]:
     """One polyline per run of known values (a null breaks the line), and a dot per known value."""
     runs: list[list[str]] = [[]]
     dots = []
@@ -150,9 +181,11 @@ def _line(series: Series, periods: list[dict[str, Any]], x: Callable[[int], floa
             runs.append([])
             continue
         runs[-1].append(f"{x(i):.1f},{y(value):.1f}")
-        dots.append(f'<circle class="{series.key} point" data-period="{periods[i]["period_start"]}" '
-                    f'data-value="{value}" cx="{x(i):.1f}" cy="{y(value):.1f}" r="2.5">'
-                    f'<title>{_e(_when(periods[i]))}: {series.unit(value)} {series.label}</title></circle>')  # fmt: skip
+        dots.append(
+            f'<circle class="{series.key} point" data-period="{periods[i]["period_start"]}" '
+            f'data-value="{value}" cx="{x(i):.1f}" cy="{y(value):.1f}" r="2.5">'
+            f"<title>{_e(_when(periods[i]))}: {series.unit(value)} {series.label}</title></circle>"
+        )
     lines = [f'<polyline class="{series.key} line" points="{" ".join(run)}"/>' for run in runs if len(run) > 1]
     return [*lines, *dots]
 
@@ -180,8 +213,11 @@ def _x_labels(periods: list[dict[str, Any]], x: Callable[[int], float], bottom: 
 def _legend(series: Sequence[Series], *, bars: int) -> str:
     items, at = [], float(PAD_L)
     for n, s in enumerate(series):
-        mark = (f'<rect class="{s.key}" x="0" y="-9" width="12" height="9"/>' if n < bars
-                else f'<line class="{s.key} line" x1="0" y1="-4" x2="16" y2="-4"/>')  # fmt: skip
+        mark = (
+            f'<rect class="{s.key}" x="0" y="-9" width="12" height="9"/>'
+            if n < bars
+            else f'<line class="{s.key} line" x1="0" y1="-4" x2="16" y2="-4"/>'
+        )
         items.append(f'<g transform="translate({at:.0f},0)">{mark}<text x="20" y="0">{_e(s.label)}</text></g>')
         at += 30 + 6.5 * len(s.label)
     return f'<g class="legend" transform="translate(0,16)">{"".join(items)}</g>'

@@ -107,10 +107,20 @@ def ensure_cluster(datadir: Path, *, port: int | None = None, durable: bool = Tr
         datadir.mkdir(parents=True, exist_ok=True)
         _chown_for_server(datadir)
         result = subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
-             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                *prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise FleetTicketsError(f"initdb failed in {datadir}:\n{result.stderr.strip()}")
     port_file = datadir / PORT_FILE
@@ -124,10 +134,23 @@ def ensure_cluster(datadir: Path, *, port: int | None = None, durable: bool = Tr
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = datadir / "server.log"
         result = subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D",
-             str(datadir), "-l", str(log), "-o", options],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                *prefix,
+                str(bindir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(datadir),
+                "-l",
+                str(log),
+                "-o",
+                options,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             tail = log.read_text()[-2000:] if log.exists() else result.stderr
             raise FleetTicketsError(f"local PostgreSQL did not start:\n{tail}")
@@ -144,9 +167,7 @@ def _wait_ready(cluster: LocalCluster, timeout: float = 30.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise FleetTicketsError(
-                    f"local PostgreSQL on port {cluster.port} did not answer"
-                ) from None
+                raise FleetTicketsError(f"local PostgreSQL on port {cluster.port} did not answer") from None
             time.sleep(0.1)
 
 
@@ -155,12 +176,11 @@ def stop_cluster(datadir: Path) -> None:
     if _is_running(bindir, datadir):
         subprocess.run(
             [*_run_as_owner(), str(bindir / "pg_ctl"), "stop", "-D", str(datadir), "-m", "fast"],
-            check=False, capture_output=True,
-        )  # fmt: skip
+            check=False,
+            capture_output=True,
+        )
 
 
 def postgis_available(conn) -> bool:  # type: ignore[no-untyped-def]
-    row = conn.execute(
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'"
-    ).fetchone()
+    row = conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'").fetchone()
     return bool(row and row[0])

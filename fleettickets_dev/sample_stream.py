@@ -40,14 +40,39 @@ from math import gcd
 from pathlib import Path
 
 CONTRACT_COLUMNS: tuple[str, ...] = (
-    "ticket_id", "raw_status", "normalized_status", "bucket", "is_actionable",
-    "service_type", "cluster", "region", "location_name", "assigned_team", "owner",
-    "sla_status", "mttr", "created_at_service", "scheduled_at", "closed_at",
-    "first_seen_at", "last_seen_at", "source_created_at", "source_updated_at",
-    "latitude", "longitude", "is_alarm", "is_auto_created", "is_auto_closed",
-    "week_start", "week_end", "source_s3_bucket", "source_s3_key",
-    "source_snapshot_id", "department", "source_type",
-)  # fmt: skip
+    "ticket_id",
+    "raw_status",
+    "normalized_status",
+    "bucket",
+    "is_actionable",
+    "service_type",
+    "cluster",
+    "region",
+    "location_name",
+    "assigned_team",
+    "owner",
+    "sla_status",
+    "mttr",
+    "created_at_service",
+    "scheduled_at",
+    "closed_at",
+    "first_seen_at",
+    "last_seen_at",
+    "source_created_at",
+    "source_updated_at",
+    "latitude",
+    "longitude",
+    "is_alarm",
+    "is_auto_created",
+    "is_auto_closed",
+    "week_start",
+    "week_end",
+    "source_s3_bucket",
+    "source_s3_key",
+    "source_snapshot_id",
+    "department",
+    "source_type",
+)
 _COL = {name: pos for pos, name in enumerate(CONTRACT_COLUMNS)}
 # The seven timestamps stand together in the contract, from created_at_service on.
 TIME_COLUMNS = CONTRACT_COLUMNS[_COL["created_at_service"] : _COL["source_updated_at"] + 1]
@@ -68,39 +93,60 @@ _ALARM_INDEX = MAX_TICKETS
 _BLANK_ID_INDEX = MAX_TICKETS + 8
 
 _CLUSTERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("Quarry Road", "QOA", "Nairobi East", ("QUARRY_ROAD_STAGE", "MUKURU_KAYABA",
-     "SOUTH_B_SHOPPING_CENTRE", "HAZINA_ESTATE", "ENTERPRISE_ROAD")),
-    ("Pipeline", "PTMP", "Nairobi East", ("PIPELINE_STAGE", "FEDHA_ESTATE",
-     "TASSIA", "NYAYO_ESTATE", "OUTERING_ROAD")),
-    ("Kayole", "", "Nairobi East", ("KAYOLE_JUNCTION", "KAYOLE_SPINE_ROAD",
-     "SOWETO_KAYOLE", "MIHANGO", "MATOPENI")),
-    ("Embakasi", "", "Nairobi East", ("EMBAKASI_VILLAGE", "JKIA_CARGO",
-     "OLD_AIRPORT_NORTH_RD", "UTAWALA", "MASKANI_ESTATE")),
-    ("Westlands", "", "Nairobi West", ("SARIT_CENTRE", "MUTHITHI_ROAD",
-     "PARKLANDS_3RD_AVE", "KANGEMI_MARKET", "MOUNTAIN_VIEW")),
-    ("Kasarani", "", "Nairobi North", ("KASARANI_STADIUM", "MWIKI", "SUNTON",
-     "CLAYWORKS", "HUNTERS")),
-    ("Rongai", "", "Nairobi South", ("RONGAI_TOWN", "TUMAINI", "KWARE",
-     "MAASAI_LODGE", "NKOROI")),
-    ("Kitengela", "", "Nairobi South", ("KITENGELA_TOWN", "YUKOS", "NEW_VALLEY",
-     "KISAJU", "MILIMANI_KITENGELA")),
-    ("Ruaka", "", "Nairobi North", ("RUAKA_TOWN", "NDENDERU", "TWO_RIVERS",
-     "GACHIE", "BANANA_HILL")),
-    ("Umoja", "", "Nairobi East", ("UMOJA_II_MARKET", "UMOJA_INNERCORE",
-     "MOI_DRIVE", "KOMAROCK", "KARIOBANGI_SOUTH")),
-    ("Donholm", "", "Nairobi East", ("DONHOLM_PHASE_8", "SAVANNAH",
-     "GREENSPAN_MALL", "JACARANDA", "HARAMBEE_ESTATE")),
-    ("Thika Road", "", "Nairobi North", ("ROYSAMBU", "ZIMMERMAN", "GITHURAI_44",
-     "KAHAWA_WENDANI", "TRM_MALL")),
-)  # fmt: skip
+    (
+        "Quarry Road",
+        "QOA",
+        "Nairobi East",
+        ("QUARRY_ROAD_STAGE", "MUKURU_KAYABA", "SOUTH_B_SHOPPING_CENTRE", "HAZINA_ESTATE", "ENTERPRISE_ROAD"),
+    ),
+    ("Pipeline", "PTMP", "Nairobi East", ("PIPELINE_STAGE", "FEDHA_ESTATE", "TASSIA", "NYAYO_ESTATE", "OUTERING_ROAD")),
+    ("Kayole", "", "Nairobi East", ("KAYOLE_JUNCTION", "KAYOLE_SPINE_ROAD", "SOWETO_KAYOLE", "MIHANGO", "MATOPENI")),
+    (
+        "Embakasi",
+        "",
+        "Nairobi East",
+        ("EMBAKASI_VILLAGE", "JKIA_CARGO", "OLD_AIRPORT_NORTH_RD", "UTAWALA", "MASKANI_ESTATE"),
+    ),
+    (
+        "Westlands",
+        "",
+        "Nairobi West",
+        ("SARIT_CENTRE", "MUTHITHI_ROAD", "PARKLANDS_3RD_AVE", "KANGEMI_MARKET", "MOUNTAIN_VIEW"),
+    ),
+    ("Kasarani", "", "Nairobi North", ("KASARANI_STADIUM", "MWIKI", "SUNTON", "CLAYWORKS", "HUNTERS")),
+    ("Rongai", "", "Nairobi South", ("RONGAI_TOWN", "TUMAINI", "KWARE", "MAASAI_LODGE", "NKOROI")),
+    ("Kitengela", "", "Nairobi South", ("KITENGELA_TOWN", "YUKOS", "NEW_VALLEY", "KISAJU", "MILIMANI_KITENGELA")),
+    ("Ruaka", "", "Nairobi North", ("RUAKA_TOWN", "NDENDERU", "TWO_RIVERS", "GACHIE", "BANANA_HILL")),
+    ("Umoja", "", "Nairobi East", ("UMOJA_II_MARKET", "UMOJA_INNERCORE", "MOI_DRIVE", "KOMAROCK", "KARIOBANGI_SOUTH")),
+    ("Donholm", "", "Nairobi East", ("DONHOLM_PHASE_8", "SAVANNAH", "GREENSPAN_MALL", "JACARANDA", "HARAMBEE_ESTATE")),
+    ("Thika Road", "", "Nairobi North", ("ROYSAMBU", "ZIMMERMAN", "GITHURAI_44", "KAHAWA_WENDANI", "TRM_MALL")),
+)
 _SITE_PATTERNS = (
-    "NW_{}_FDT{}", "ADR_MNT_{}", "SDUS_{}", "NW_{}", "{}_FDT{}", "ADR_MNT_{}_FDT{}",
+    "NW_{}_FDT{}",
+    "ADR_MNT_{}",
+    "SDUS_{}",
+    "NW_{}",
+    "{}_FDT{}",
+    "ADR_MNT_{}_FDT{}",
 )
 _OWNERS = (
-    "j.mwangi", "a.otieno", "p.kamau", "m.wanjiru", "d.ochieng", "s.njoroge",
-    "k.kiprop", "b.achieng", "e.mutua", "g.wambui", "f.odhiambo", "l.chebet",
-    "n.kariuki", "c.muthoni", "t.omondi", "r.nyambura",
-)  # fmt: skip
+    "j.mwangi",
+    "a.otieno",
+    "p.kamau",
+    "m.wanjiru",
+    "d.ochieng",
+    "s.njoroge",
+    "k.kiprop",
+    "b.achieng",
+    "e.mutua",
+    "g.wambui",
+    "f.odhiambo",
+    "l.chebet",
+    "n.kariuki",
+    "c.muthoni",
+    "t.omondi",
+    "r.nyambura",
+)
 _RAW_STATUS = {
     "open": ("Open", "New", "OPEN"),
     "assigned": ("Assigned", "ASSIGNED", "Dispatched"),
@@ -112,11 +158,10 @@ _RAW_STATUS = {
 }
 _PATHS = (
     ("open", "assigned", "in_progress", "resolved", "closed"),
-    ("open", "assigned", "in_progress", "on_hold", "in_progress", "resolved",
-     "closed"),
+    ("open", "assigned", "in_progress", "on_hold", "in_progress", "resolved", "closed"),
     ("open", "assigned", "in_progress", "closed"),
     ("open", "assigned", "cancelled"),
-)  # fmt: skip
+)
 # After a final state a ticket can only move by being reopened.
 _REOPEN_TAIL = ("assigned", "in_progress", "resolved", "closed")
 CLOSED_STATUSES = frozenset({"resolved", "closed", "cancelled"})
@@ -194,17 +239,11 @@ def write_sample_stream(
         cases = {name for name, at in plan.items() if at == k}
         content = content0 + k * step
         if k == 0:
-            rows: Iterable[list[str]] = (
-                _ticket_row(seed, i, (content0,), False) for i in range(baseline_rows)
-            )
+            rows: Iterable[list[str]] = (_ticket_row(seed, i, (content0,), False) for i in range(baseline_rows))
         else:
-            picked, total = _pick_delta(
-                seed, k, delta_rows, baseline_rows, total, history
-            )
+            picked, total = _pick_delta(seed, k, delta_rows, baseline_rows, total, history)
             gap = step / 2 if "duplicate_ticket" in cases else None
-            rows = _delta_rows(
-                seed, picked, baseline_rows, history, content0, content, gap
-            )
+            rows = _delta_rows(seed, picked, baseline_rows, history, content0, content, gap)
         paths.append(out / file_name(start + k * step))
         _write(
             paths[-1],
@@ -216,9 +255,7 @@ def write_sample_stream(
     return paths
 
 
-def write_baseline_csv(
-    path: Path | str, rows: int, *, seed: int = 7, start: datetime = DEFAULT_START
-) -> int:
+def write_baseline_csv(path: Path | str, rows: int, *, seed: int = 7, start: datetime = DEFAULT_START) -> int:
     """Stream a plain baseline of tickets ``0..rows-1``; return the rows written."""
     if rows > MAX_TICKETS:
         raise ValueError(f"at most {MAX_TICKETS} tickets fit in the id space")
@@ -341,9 +378,7 @@ def _first_stage(bits: _Bits, path: Sequence[str]) -> int:
     return bits.below(len(path) - 1)
 
 
-def _ticket_row(
-    seed: int, index: int, times: Sequence[datetime], new: bool
-) -> list[str]:
+def _ticket_row(seed: int, index: int, times: Sequence[datetime], new: bool) -> list[str]:
     """Ticket ``index`` at version ``len(times) - 1``, in contract column order.
 
     ``times[v]`` is the content clock of version v; for a baseline ticket
@@ -404,19 +439,39 @@ def _ticket_row(
     day = updated.date()
     week_start = day - timedelta(days=day.weekday())
     return [
-        ticket_id(seed, index), raw, status, "closed" if is_closed else "pending",
-        _bool(not is_closed), "inc", "" if blank_cluster else cluster, region,
-        site, team, "" if status == "open" else owner,
-        "Breached" if breached else "Compliant", mttr,
+        ticket_id(seed, index),
+        raw,
+        status,
+        "closed" if is_closed else "pending",
+        _bool(not is_closed),
+        "inc",
+        "" if blank_cluster else cluster,
+        region,
+        site,
+        team,
+        "" if status == "open" else owner,
+        "Breached" if breached else "Compliant",
+        mttr,
         "" if blank_service_clock else created_text,
-        _fmt(created + schedule_after) if scheduled else "", closed_at,
-        _fmt(min(created + first_seen_after, clocks[0])), updated_text,
-        created_text, updated_text, "", "", "false", _bool(auto_created),
-        _bool(auto_closed and is_closed), week_start.isoformat(),
-        (week_start + timedelta(days=6)).isoformat(), "wm-exports",
-        f"exports/{day.isoformat()}/wm_task.xlsx", _snapshot_id(seed, day.toordinal()),
-        "Field Operations", "wm_task_xlsx",
-    ]  # fmt: skip
+        _fmt(created + schedule_after) if scheduled else "",
+        closed_at,
+        _fmt(min(created + first_seen_after, clocks[0])),
+        updated_text,
+        created_text,
+        updated_text,
+        "",
+        "",
+        "false",
+        _bool(auto_created),
+        _bool(auto_closed and is_closed),
+        week_start.isoformat(),
+        (week_start + timedelta(days=6)).isoformat(),
+        "wm-exports",
+        f"exports/{day.isoformat()}/wm_task.xlsx",
+        _snapshot_id(seed, day.toordinal()),
+        "Field Operations",
+        "wm_task_xlsx",
+    ]
 
 
 def _fmt(at: datetime) -> str:
@@ -529,10 +584,7 @@ def _write(
             writer.writerows(rows)
             return
         picks = [_COL.get(name) for name in columns]
-        writer.writerows(
-            [row[p] if p is not None else _extra_value(row) for p in picks]
-            for row in rows
-        )
+        writer.writerows([row[p] if p is not None else _extra_value(row) for p in picks] for row in rows)
 
 
 def _extra_value(row: list[str]) -> str:
@@ -558,9 +610,7 @@ def _retime(row: list[str], change: Callable[[str], str]) -> None:
             row[_COL[name]] = change(row[_COL[name]])
 
 
-def _recase(
-    row: list[str], region: Callable[[str], str], raw: Callable[[str], str]
-) -> None:
+def _recase(row: list[str], region: Callable[[str], str], raw: Callable[[str], str]) -> None:
     row[_COL["region"]] = region(row[_COL["region"]])
     row[_COL["raw_status"]] = raw(row[_COL["raw_status"]])
 
@@ -596,13 +646,9 @@ _ROW_EDITS: dict[str, tuple[_Edit, ...]] = {
 }
 
 
-def _with_hard_cases(
-    rows: Iterable[list[str]], cases: set[str], seed: int, content: datetime
-) -> Iterator[list[str]]:
+def _with_hard_cases(rows: Iterable[list[str]], cases: set[str], seed: int, content: datetime) -> Iterator[list[str]]:
     """Plant the row-level cases; extra rows go after the second and third rows."""
-    edits = [
-        edit for name, group in _ROW_EDITS.items() if name in cases for edit in group
-    ]
+    edits = [edit for name, group in _ROW_EDITS.items() if name in cases for edit in group]
     held: list[str] | None = None  # one row of look-ahead, to edit the last row
     position = 0
     for row in rows:
@@ -625,9 +671,7 @@ def _with_hard_cases(
         yield sentinel
 
 
-def _extra_rows(
-    after: int, cases: set[str], seed: int, content: datetime
-) -> Iterator[list[str]]:
+def _extra_rows(after: int, cases: set[str], seed: int, content: datetime) -> Iterator[list[str]]:
     if after == 2 and "alarm_rows" in cases:
         for offset, flag in enumerate(("true", "TRUE")):
             alarm = _ticket_row(seed, _ALARM_INDEX + offset, (content,), True)

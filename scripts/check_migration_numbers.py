@@ -87,20 +87,24 @@ def problems(repo: Path, base: str | None = None) -> tuple[str, list[str]]:
             )
     for name in sorted(set(at_fork) & set(on_base), key=_number):
         if name not in here:
-            found.append(f"{FOLDER}/{name} is on {base} but was deleted here; "
-                         "applied migrations are never deleted: restore it")
+            found.append(
+                f"{FOLDER}/{name} is on {base} but was deleted here; applied migrations are never deleted: restore it"
+            )
     for name in sorted(set(here) & set(on_base), key=_number):
         # A branch that is only behind keeps the version it forked from; that is not its edit.
         if here[name] != on_base[name] and here[name] != at_fork.get(name):
-            found.append(f"{FOLDER}/{name} differs from {base}; a migration that has landed is "
-                         "never edited: revert it and add a new migration")
+            found.append(
+                f"{FOLDER}/{name} differs from {base}; a migration that has landed is "
+                "never edited: revert it and add a new migration"
+            )
     return base, found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", nargs="?",
-                        help="the branch to compare with (default: origin/main when it exists, else main)")
+    parser.add_argument(
+        "base", nargs="?", help="the branch to compare with (default: origin/main when it exists, else main)"
+    )
     args = parser.parse_args(argv)
     repo = Path.cwd()
     try:

@@ -51,8 +51,7 @@ def run(args: list[str], env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stop", action="store_true", help="stop the local database server")
-    parser.add_argument("--no-tiles", action="store_true",
-                        help="draw the map on a plain background (no tile requests)")
+    parser.add_argument("--no-tiles", action="store_true", help="draw the map on a plain background (no tile requests)")
     args = parser.parse_args()
     map_options = ["--tiles", "none"] if args.no_tiles else []
     state = state_dir()
@@ -85,10 +84,13 @@ def main() -> None:
         client = make_s3_client(settings)
         client.create_bucket(Bucket=settings.s3_bucket)
         for path in stream:
-            client.put_object(Bucket=settings.s3_bucket, Key=settings.changes_prefix + path.name,
-                              Body=path.read_bytes())  # fmt: skip
-        print(f"local S3 endpoint: {settings.s3_endpoint}, {len(stream)} sample change files "
-              f"in s3://{settings.s3_bucket}/{settings.changes_prefix}")  # fmt: skip
+            client.put_object(
+                Bucket=settings.s3_bucket, Key=settings.changes_prefix + path.name, Body=path.read_bytes()
+            )
+        print(
+            f"local S3 endpoint: {settings.s3_endpoint}, {len(stream)} sample change files "
+            f"in s3://{settings.s3_bucket}/{settings.changes_prefix}"
+        )
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url or "",

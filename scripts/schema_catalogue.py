@@ -36,6 +36,7 @@ RUNNER_OBJECTS = {("table", "tickets.schema_migrations"): "fleettickets/migrate.
 
 # --- which migrations define each object -------------------------------------------
 
+
 @dataclass
 class Origin:
     """The migrations that created (or replaced) an object, and those that changed it otherwise."""
@@ -71,7 +72,8 @@ _PATTERNS: list[tuple[str, str, re.Pattern[str]]] = [
     ("table", "change", re.compile(r"\bcomment\s+on\s+column\s+" + _NAME + r"\.[a-z0-9_]+")),
 ]
 _RENAME = re.compile(
-    r"\balter\s+(function|table|view)\s+(?:if\s+exists\s+)?" + _NAME
+    r"\balter\s+(function|table|view)\s+(?:if\s+exists\s+)?"
+    + _NAME
     + r"\s*(?:\([^)]*\))?\s+rename\s+to\s+([a-z_][a-z0-9_]*)"
 )
 _CREATE_INDEX = re.compile(
@@ -152,8 +154,10 @@ def scan_migrations(directory: Path) -> dict[tuple[str, str], Origin]:
                 new = f"{old.split('.')[0]}.{new}"
                 before = origins.pop((kind, old), Origin())
                 origins[(kind, new)] = Origin(
-                    created=before.created, changed=[*before.changed, filename],
-                    renamed_from=[*before.renamed_from, (old, filename)])
+                    created=before.created,
+                    changed=[*before.changed, filename],
+                    renamed_from=[*before.renamed_from, (old, filename)],
+                )
                 continue
             for kind, action, pattern in _PATTERNS:
                 for name in pattern.findall(statement):
@@ -175,6 +179,7 @@ def scan_migrations(directory: Path) -> dict[tuple[str, str], Origin]:
 
 
 # --- the live definitions -----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CatalogueObject:
@@ -207,18 +212,20 @@ def _rows(conn: psycopg.Connection, query: str, *params: object) -> list[tuple[A
 
 def _grants(conn: psycopg.Connection, acl_sql: str, target: str) -> list[str]:
     """GRANT statements for every privilege held by someone other than the owner (PUBLIC included)."""
-    rows = _rows(conn, f"""
+    rows = _rows(
+        conn,
+        f"""
         SELECT a.privilege_type,
                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
           FROM ({acl_sql}) AS o, aclexplode(o.acl) AS a
           LEFT JOIN pg_roles r ON r.oid = a.grantee
          WHERE a.grantee <> o.owner
-         ORDER BY 2, 1""")
+         ORDER BY 2, 1""",
+    )
     grouped: dict[str, list[str]] = {}
     for privilege, grantee in rows:
         grouped.setdefault(grantee, []).append(privilege)
-    return [f"GRANT {', '.join(privileges)} ON {target} TO {grantee};"
-            for grantee, privileges in grouped.items()]
+    return [f"GRANT {', '.join(privileges)} ON {target} TO {grantee};" for grantee, privileges in grouped.items()]
 
 
 def _summary(conn: psycopg.Connection, oid: int, catalog: str) -> str:
@@ -228,20 +235,22 @@ def _summary(conn: psycopg.Connection, oid: int, catalog: str) -> str:
 
 
 def _comment(conn: psycopg.Connection, oid: int, catalog: str, target: str) -> list[str]:
-    row = conn.execute(
-        "SELECT quote_literal(obj_description(%s::oid, %s))", (oid, catalog)
-    ).fetchone()
+    row = conn.execute("SELECT quote_literal(obj_description(%s::oid, %s))", (oid, catalog)).fetchone()
     return [f"COMMENT ON {target} IS {row[0]};"] if row and row[0] else []
 
 
 def read_functions(conn: psycopg.Connection) -> list[CatalogueObject]:
-    functions = _rows(conn, f"""
+    functions = _rows(
+        conn,
+        f"""
         SELECT p.oid, n.nspname, p.proname, p.oid::regprocedure::text,
                pg_get_functiondef(p.oid), p.prokind
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = ANY(%s)
            AND {_NOT_FROM_AN_EXTENSION.format(catalog="'pg_proc'", oid="p.oid")}
-         ORDER BY n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)""", list(SCHEMAS))
+         ORDER BY n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)""",
+        list(SCHEMAS),
+    )
     by_name: dict[tuple[str, str], list[str]] = {}
     summaries: dict[tuple[str, str], str] = {}
     for oid, schema, name, signature, definition, prokind in functions:
@@ -249,22 +258,30 @@ def read_functions(conn: psycopg.Connection) -> list[CatalogueObject]:
         keyword = "PROCEDURE" if prokind == "p" else "FUNCTION"
         parts = [definition.rstrip() + ";"]
         parts += _comment(conn, oid, "pg_proc", f"{keyword} {signature}")
-        parts += _grants(conn, f"SELECT coalesce(proacl, acldefault('f', proowner)) AS acl, "
-                               f"proowner AS owner FROM pg_proc WHERE oid = {int(oid)}",
-                         f"{keyword} {signature}")
+        parts += _grants(
+            conn,
+            f"SELECT coalesce(proacl, acldefault('f', proowner)) AS acl, "
+            f"proowner AS owner FROM pg_proc WHERE oid = {int(oid)}",
+            f"{keyword} {signature}",
+        )
         by_name.setdefault((schema, name), []).append("\n".join(parts))
-    return [CatalogueObject("function", schema, name, "\n\n".join(bodies),
-                            summary=summaries[(schema, name)])
-            for (schema, name), bodies in by_name.items()]
+    return [
+        CatalogueObject("function", schema, name, "\n\n".join(bodies), summary=summaries[(schema, name)])
+        for (schema, name), bodies in by_name.items()
+    ]
 
 
 def read_views(conn: psycopg.Connection) -> list[CatalogueObject]:
-    views = _rows(conn, f"""
+    views = _rows(
+        conn,
+        f"""
         SELECT c.oid, n.nspname, c.relname, pg_get_viewdef(c.oid, true)
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = ANY(%s) AND c.relkind IN ('v', 'm')
            AND {_NOT_FROM_AN_EXTENSION.format(catalog="'pg_class'", oid="c.oid")}
-         ORDER BY n.nspname, c.relname""", list(SCHEMAS))
+         ORDER BY n.nspname, c.relname""",
+        list(SCHEMAS),
+    )
     objects = []
     for oid, schema, name, query in views:
         target = f"{schema}.{name}"
@@ -272,29 +289,37 @@ def read_views(conn: psycopg.Connection) -> list[CatalogueObject]:
         parts += _column_comments(conn, oid, target)
         parts += _comment(conn, oid, "pg_class", f"VIEW {target}")
         parts += _relation_grants(conn, oid, "TABLE", target)
-        objects.append(CatalogueObject("view", schema, name, "\n".join(parts),
-                                       summary=_summary(conn, oid, "pg_class")))
+        objects.append(CatalogueObject("view", schema, name, "\n".join(parts), summary=_summary(conn, oid, "pg_class")))
     return objects
 
 
 def _relation_grants(conn: psycopg.Connection, oid: int, keyword: str, target: str) -> list[str]:
-    return _grants(conn, f"SELECT coalesce(relacl, acldefault('r', relowner)) AS acl, "
-                         f"relowner AS owner FROM pg_class WHERE oid = {int(oid)}",
-                   f"{keyword} {target}")
+    return _grants(
+        conn,
+        f"SELECT coalesce(relacl, acldefault('r', relowner)) AS acl, "
+        f"relowner AS owner FROM pg_class WHERE oid = {int(oid)}",
+        f"{keyword} {target}",
+    )
 
 
 def _column_comments(conn: psycopg.Connection, oid: int, target: str) -> list[str]:
-    rows = _rows(conn, """
+    rows = _rows(
+        conn,
+        """
         SELECT quote_ident(a.attname), quote_literal(col_description(a.attrelid, a.attnum))
           FROM pg_attribute a
          WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
            AND col_description(a.attrelid, a.attnum) IS NOT NULL
-         ORDER BY a.attnum""", oid)
+         ORDER BY a.attnum""",
+        oid,
+    )
     return [f"COMMENT ON COLUMN {target}.{column} IS {text};" for column, text in rows]
 
 
 def _columns(conn: psycopg.Connection, oid: int) -> list[str]:
-    rows = _rows(conn, """
+    rows = _rows(
+        conn,
+        """
         SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
                CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END,
                a.attidentity, a.attgenerated, pg_get_expr(d.adbin, d.adrelid), a.attnotnull
@@ -303,7 +328,9 @@ def _columns(conn: psycopg.Connection, oid: int) -> list[str]:
           LEFT JOIN pg_collation co ON co.oid = a.attcollation
           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
-         ORDER BY a.attnum""", oid)
+         ORDER BY a.attnum""",
+        oid,
+    )
     columns = []
     for name, type_, collation, identity, generated, expression, not_null in rows:
         column = f"{name} {type_}"
@@ -322,37 +349,64 @@ def _columns(conn: psycopg.Connection, oid: int) -> list[str]:
 
 
 def read_tables(conn: psycopg.Connection) -> list[CatalogueObject]:
-    tables = _rows(conn, f"""
+    tables = _rows(
+        conn,
+        f"""
         SELECT c.oid, n.nspname, c.relname, c.relpersistence, c.reloptions
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p')
            AND {_NOT_FROM_AN_EXTENSION.format(catalog="'pg_class'", oid="c.oid")}
-         ORDER BY n.nspname, c.relname""", list(SCHEMAS))
+         ORDER BY n.nspname, c.relname""",
+        list(SCHEMAS),
+    )
     objects = []
     for oid, schema, name, persistence, options in tables:
         target = f"{schema}.{name}"
         lines = _columns(conn, oid)
-        lines += [f"CONSTRAINT {constraint} {definition}" for constraint, definition in _rows(conn, """
+        lines += [
+            f"CONSTRAINT {constraint} {definition}"
+            for constraint, definition in _rows(
+                conn,
+                """
             SELECT quote_ident(conname), pg_get_constraintdef(oid, true)
               FROM pg_constraint WHERE conrelid = %s AND contype <> 'n'
              ORDER BY CASE contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'f' THEN 2 ELSE 3 END,
-                      conname""", oid)]
+                      conname""",
+                oid,
+            )
+        ]
         unlogged = "UNLOGGED " if persistence == "u" else ""
-        parts = [f"CREATE {unlogged}TABLE {target} (\n    " + ",\n    ".join(lines) + "\n)"
-                 + (f" WITH ({', '.join(options)})" if options else "") + ";"]
+        parts = [
+            f"CREATE {unlogged}TABLE {target} (\n    "
+            + ",\n    ".join(lines)
+            + "\n)"
+            + (f" WITH ({', '.join(options)})" if options else "")
+            + ";"
+        ]
         parts += _comment(conn, oid, "pg_class", f"TABLE {target}")
         parts += _column_comments(conn, oid, target)
-        indexes = [row[0] + ";" for row in _rows(conn, """
+        indexes = [
+            row[0] + ";"
+            for row in _rows(
+                conn,
+                """
             SELECT pg_get_indexdef(i.indexrelid)
               FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
              WHERE i.indrelid = %s
                AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid
                                                               AND k.conrelid = i.indrelid)
-             ORDER BY ic.relname""", oid)]
-        triggers = _rows(conn, """
+             ORDER BY ic.relname""",
+                oid,
+            )
+        ]
+        triggers = _rows(
+            conn,
+            """
             SELECT tgname, pg_get_triggerdef(oid, true)
               FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal
-             ORDER BY tgname""", oid)
+             ORDER BY tgname""",
+            oid,
+        )
         if indexes:
             parts.append("\n" + "\n".join(indexes))
         if triggers:
@@ -360,11 +414,16 @@ def read_tables(conn: psycopg.Connection) -> list[CatalogueObject]:
         grants = _relation_grants(conn, oid, "TABLE", target)
         if grants:
             parts.append("\n" + "\n".join(grants))
-        objects.append(CatalogueObject(
-            "table", schema, name, "\n".join(parts),
-            triggers=tuple(f"{schema}.{trigger} on {target}" for trigger, _ in triggers),
-            summary=_summary(conn, oid, "pg_class"),
-        ))
+        objects.append(
+            CatalogueObject(
+                "table",
+                schema,
+                name,
+                "\n".join(parts),
+                triggers=tuple(f"{schema}.{trigger} on {target}" for trigger, _ in triggers),
+                summary=_summary(conn, oid, "pg_class"),
+            )
+        )
     return objects
 
 
@@ -374,12 +433,19 @@ def read_catalogue(conn: psycopg.Connection) -> list[CatalogueObject]:
 
 
 def read_extensions(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    return [(name, schema) for name, schema in _rows(conn, """
+    return [
+        (name, schema)
+        for name, schema in _rows(
+            conn,
+            """
         SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-         WHERE e.extname <> 'plpgsql' ORDER BY 1""")]
+         WHERE e.extname <> 'plpgsql' ORDER BY 1""",
+        )
+    ]
 
 
 # --- rendering ----------------------------------------------------------------------
+
 
 def _origin_line(origin: Origin | None, key: tuple[str, str]) -> str:
     if key in RUNNER_OBJECTS:
@@ -387,9 +453,14 @@ def _origin_line(origin: Origin | None, key: tuple[str, str]) -> str:
     if origin is None or not origin.created:
         return "no migration creates it by name"
     live = origin.created[-1]
-    line = f"created in migrations/{live}" if len(origin.created) == 1 else (
-        f"last created or replaced in migrations/{live}"
-        f" (before: {', '.join(_short(f) for f in origin.created[:-1])})")
+    line = (
+        f"created in migrations/{live}"
+        if len(origin.created) == 1
+        else (
+            f"last created or replaced in migrations/{live}"
+            f" (before: {', '.join(_short(f) for f in origin.created[:-1])})"
+        )
+    )
     for old, filename in origin.renamed_from:
         line += f"; renamed from {old} in {_short(filename)}"
     if origin.changed_after_last_creation:
@@ -414,11 +485,9 @@ def render_object(obj: CatalogueObject, origins: dict[tuple[str, str], Origin]) 
     return "\n".join(header) + "\n\n" + obj.definition.rstrip() + "\n"
 
 
-def render_table(objects: list[CatalogueObject], origins: dict[tuple[str, str], Origin],
-                 link_prefix: str) -> str:
+def render_table(objects: list[CatalogueObject], origins: dict[tuple[str, str], Origin], link_prefix: str) -> str:
     """The markdown table: each object, its catalogue file and the migrations that defined it."""
-    rows = ["| object | kind | live definition from | earlier | changed since by |",
-            "|---|---|---|---|---|"]
+    rows = ["| object | kind | live definition from | earlier | changed since by |", "|---|---|---|---|---|"]
 
     def row(name: str, kind: str, path: str, key: tuple[str, str]) -> str:
         origin = origins.get(key)
@@ -441,8 +510,7 @@ def render_table(objects: list[CatalogueObject], origins: dict[tuple[str, str], 
     return "\n".join(rows) + "\n"
 
 
-def render_index(objects: list[CatalogueObject], extensions: list[tuple[str, str]],
-                 server_major: int) -> str:
+def render_index(objects: list[CatalogueObject], extensions: list[tuple[str, str]], server_major: int) -> str:
     lines = [
         "# The schema as it stands",
         "",
@@ -457,7 +525,8 @@ def render_index(objects: list[CatalogueObject], extensions: list[tuple[str, str
         "definitions differently, so the freshness test",
         "(`tests/test_schema_catalogue.py`) compares only on that version.",
         "Objects of extensions are left out: "
-        + ", ".join(f"`{name}` (in schema `{schema}`)" for name, schema in extensions) + ".",
+        + ", ".join(f"`{name}` (in schema `{schema}`)" for name, schema in extensions)
+        + ".",
         "",
     ]
     for schema in SCHEMAS:
@@ -492,10 +561,16 @@ def render_all(conn: psycopg.Connection, root: Path) -> dict[str, str]:
 
 def stale_paths(root: Path, files: dict[str, str]) -> list[str]:
     """Generated files that differ from what is checked in, and catalogue files no object has any more."""
-    stale = [path for path, text in files.items()
-             if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text]
-    present = {str(p.relative_to(root)) for p in (root / CATALOGUE_DIR).rglob("*") if p.is_file()} \
-        if (root / CATALOGUE_DIR).is_dir() else set()
+    stale = [
+        path
+        for path, text in files.items()
+        if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text
+    ]
+    present = (
+        {str(p.relative_to(root)) for p in (root / CATALOGUE_DIR).rglob("*") if p.is_file()}
+        if (root / CATALOGUE_DIR).is_dir()
+        else set()
+    )
     return sorted(stale + sorted(present - set(files)))
 
 
@@ -515,11 +590,11 @@ def write_all(root: Path, files: dict[str, str]) -> list[str]:
 
 
 def stale_message(stale: list[str]) -> str:
-    return (f"the schema catalogue is stale ({', '.join(stale)}): run {COMMAND} "
-            "and commit what it writes")
+    return f"the schema catalogue is stale ({', '.join(stale)}): run {COMMAND} and commit what it writes"
 
 
 # --- the command --------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def migrated_database() -> Iterator[psycopg.Connection]:
@@ -544,8 +619,7 @@ def migrated_database() -> Iterator[psycopg.Connection]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 when a generated file is stale")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a generated file is stale")
     args = parser.parse_args(argv)
     with migrated_database() as conn:
         files = render_all(conn, ROOT)
@@ -557,8 +631,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the schema catalogue is current ({len(files) - 2} objects)")
         return 0
     changed = write_all(ROOT, files)
-    print(f"wrote {CATALOGUE_DIR}/ and the table of {MIGRATIONS_README}: "
-          f"{len(files) - 2} objects, {len(changed)} files changed")
+    print(
+        f"wrote {CATALOGUE_DIR}/ and the table of {MIGRATIONS_README}: "
+        f"{len(files) - 2} objects, {len(changed)} files changed"
+    )
     for path in changed:
         print(f"  {path}")
     return 0

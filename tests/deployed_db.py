@@ -24,10 +24,17 @@ from tests.stream_tools import PREFIX, expected_state
 
 DEPLOYED_DIR = Path(__file__).parent / "data" / "deployed"
 DEPLOYED_FILES = [
-    "01_tickets_schema.sql", "02_import_meta.sql", "03_inc_columns.sql", "04_inc_latlng.sql",
-    "05_inc_geography.sql", "06_inc_mttr_minutes.sql", "07_inc_drop_service_type.sql",
-    "08_inc_open_sla_view.sql", "09_inc_dashboard_fn.sql", "10_inc_history_capture.sql",
-]  # fmt: skip
+    "01_tickets_schema.sql",
+    "02_import_meta.sql",
+    "03_inc_columns.sql",
+    "04_inc_latlng.sql",
+    "05_inc_geography.sql",
+    "06_inc_mttr_minutes.sql",
+    "07_inc_drop_service_type.sql",
+    "08_inc_open_sla_view.sql",
+    "09_inc_dashboard_fn.sql",
+    "10_inc_history_capture.sql",
+]
 READER_ROLE = "fleetops_map_reader"
 
 OLD_LEDGER_SQL = """
@@ -69,8 +76,10 @@ def build_deployed_db(url: str, processed: list[Path]) -> dict[str, Any]:
             conn.execute((folder / name).read_text(encoding="utf-8"))
         conn.execute(OLD_LEDGER_SQL)
         for i, name in enumerate(DEPLOYED_FILES):
-            conn.execute("INSERT INTO tickets.schema_migrations (version, applied_at) VALUES (%s, %s)",
-                         (name.removesuffix(".sql"), datetime(2026, 5, 1 + i, tzinfo=EAT)))  # fmt: skip
+            conn.execute(
+                "INSERT INTO tickets.schema_migrations (version, applied_at) VALUES (%s, %s)",
+                (name.removesuffix(".sql"), datetime(2026, 5, 1 + i, tzinfo=EAT)),
+            )
         conn.execute(UNKNOWN_SQL)
         conn.execute(ALIASES_SQL)
         _gazetteers(conn, expected_state(processed))
@@ -95,9 +104,16 @@ def _gazetteers(conn: psycopg.Connection, state: dict[str, dict[str, Any]]) -> N
             "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude, provider, query, verified, "
             "created_at, updated_at) VALUES (tickets.place_key(%s), %s, %s, %s, 'locationiq', %s, %s, "
             "'2026-06-01 09:00+03', %s) ON CONFLICT DO NOTHING",
-            (cluster, cluster, lat, lon, f"{cluster}, Kenya", verified,
-             "2026-06-12 15:30+03" if verified else "2026-06-01 09:00+03"),
-        )  # fmt: skip
+            (
+                cluster,
+                cluster,
+                lat,
+                lon,
+                f"{cluster}, Kenya",
+                verified,
+                "2026-06-12 15:30+03" if verified else "2026-06-01 09:00+03",
+            ),
+        )
     locations = sorted({r["location_name"] for r in state.values() if r.get("location_name")})[:40]
     for i, name in enumerate(locations):
         point = (None, None) if i % 7 == 6 else (-1.3 + i * 0.001, 36.9 - i * 0.001)
@@ -105,16 +121,18 @@ def _gazetteers(conn: psycopg.Connection, state: dict[str, dict[str, Any]]) -> N
             "INSERT INTO tickets.geo_locations (location_key, location_name, latitude, longitude, provider, verified) "
             "VALUES (tickets.place_key(%s), %s, %s, %s, 'locationiq', %s) ON CONFLICT DO NOTHING",
             (name, name, *point, i % 4 == 0 and point[0] is not None),
-        )  # fmt: skip
+        )
 
 
 def _tickets(conn: psycopg.Connection, state: dict[str, dict[str, Any]]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO tickets.inc (ticket_id, raw, ingested_at, dispatcher_note) VALUES (%s, %s, %s, %s)",
-            [(tid, Jsonb(raw), datetime(2026, 6, 15, 6, 30, tzinfo=EAT), "call first" if i % 50 == 0 else None)
-             for i, (tid, raw) in enumerate(state.items())],
-        )  # fmt: skip
+            [
+                (tid, Jsonb(raw), datetime(2026, 6, 15, 6, 30, tzinfo=EAT), "call first" if i % 50 == 0 else None)
+                for i, (tid, raw) in enumerate(state.items())
+            ],
+        )
 
 
 def _history(conn: psycopg.Connection, processed: list[Path]) -> None:
@@ -132,11 +150,19 @@ def _history(conn: psycopg.Connection, processed: list[Path]) -> None:
         conn.execute(
             "INSERT INTO tickets.inc_daily_snapshot (snapshot_date, open_total, open_breached, closed_today, "
             "open_unmapped, captured_at) VALUES (%s, %s, %s, %s, %s, %s)",
-            (day, 1700 + 13 * d, 400 + d, 37 + d, d % 2,
-             datetime.combine(day, datetime.min.time(), EAT) + timedelta(hours=19, minutes=40)),
-        )  # fmt: skip
-    rows = conn.execute("SELECT ticket_id, closed_at, owner, cluster FROM tickets.inc "
-                        "WHERE NOT is_actionable ORDER BY ticket_id LIMIT 150").fetchall()  # fmt: skip
+            (
+                day,
+                1700 + 13 * d,
+                400 + d,
+                37 + d,
+                d % 2,
+                datetime.combine(day, datetime.min.time(), EAT) + timedelta(hours=19, minutes=40),
+            ),
+        )
+    rows = conn.execute(
+        "SELECT ticket_id, closed_at, owner, cluster FROM tickets.inc "
+        "WHERE NOT is_actionable ORDER BY ticket_id LIMIT 150"
+    ).fetchall()
     start = datetime.combine(first_day, datetime.min.time(), EAT) + timedelta(hours=8)
     for i, (tid, closed_at, owner, cluster) in enumerate(rows):
         observed = min(start + timedelta(minutes=13 * i), watermark - timedelta(minutes=10))
@@ -144,12 +170,14 @@ def _history(conn: psycopg.Connection, processed: list[Path]) -> None:
             "INSERT INTO tickets.closure_events (ticket_id, closed_at, observed_at, owner, cluster, mttr_hours, "
             "sla_status, captured_run) VALUES (%s, %s, %s, %s, %s, %s, 'Compliant', %s)",
             (tid, closed_at, observed, owner, cluster, 1.5 + i / 10, f"run-{i // 10}"),
-        )  # fmt: skip
+        )
 
 
 def _grants(conn: psycopg.Connection) -> None:
-    conn.execute(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER_ROLE}') "
-                 f"THEN CREATE ROLE {READER_ROLE}; END IF; END $$")  # fmt: skip
+    conn.execute(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER_ROLE}') "
+        f"THEN CREATE ROLE {READER_ROLE}; END IF; END $$"
+    )
     conn.execute(f"GRANT USAGE ON SCHEMA tickets, reporting TO {READER_ROLE}")
     conn.execute(f"GRANT SELECT ON tickets.inc_open_sla, tickets.inc_daily_snapshot TO {READER_ROLE}")
     conn.execute("REVOKE EXECUTE ON FUNCTION reporting.fn_tickets_for_map(boolean) FROM PUBLIC")

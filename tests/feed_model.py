@@ -10,8 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-NOISE = {"week_start", "week_end", "source_s3_bucket", "source_s3_key",
-         "source_snapshot_id", "department", "source_type"}  # fmt: skip
+NOISE = {
+    "week_start",
+    "week_end",
+    "source_s3_bucket",
+    "source_s3_key",
+    "source_snapshot_id",
+    "department",
+    "source_type",
+}
 TRUE_TEXTS = {"true", "t", "yes", "y", "1"}
 MAX_TICKET_ID_CHARS = 100
 MAX_COLUMNS = 1500

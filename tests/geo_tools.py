@@ -36,12 +36,21 @@ TICKETS = {
 }
 
 
-def add_ticket(conn: psycopg.Connection, ticket_id: str, cluster: str | None,
-               location_name: str | None, is_open: bool = True, region: str = "Nairobi East") -> None:  # fmt: skip
+def add_ticket(
+    conn: psycopg.Connection,
+    ticket_id: str,
+    cluster: str | None,
+    location_name: str | None,
+    is_open: bool = True,
+    region: str = "Nairobi East",
+) -> None:
     raw = {
-        "ticket_id": ticket_id, "cluster": cluster, "location_name": location_name,
-        "region": region.lower(), "is_actionable": "true" if is_open else "false",
-    }  # fmt: skip
+        "ticket_id": ticket_id,
+        "cluster": cluster,
+        "location_name": location_name,
+        "region": region.lower(),
+        "is_actionable": "true" if is_open else "false",
+    }
     conn.execute("INSERT INTO tickets.inc (ticket_id, raw) VALUES (%s, %s)", (ticket_id, Jsonb(raw)))
 
 

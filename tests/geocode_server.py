@@ -47,39 +47,27 @@ def sample(name: str) -> Any:
     return json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def sample_reply(
-    name: str, status: int = 200, headers: dict[str, str] | None = None
-) -> Reply:
+def sample_reply(name: str, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, sample(name), dict(headers or {}))
 
 
-def locationiq_hit(
-    lat: float, lon: float, display_name: str, importance: float = 0.5
-) -> Reply:
+def locationiq_hit(lat: float, lon: float, display_name: str, importance: float = 0.5) -> Reply:
     place = dict(sample("locationiq_search_kayole_junction")[0])
-    place.update(
-        lat=str(lat), lon=str(lon), display_name=display_name, importance=importance
-    )
+    place.update(lat=str(lat), lon=str(lon), display_name=display_name, importance=importance)
     return Reply(200, [place])
 
 
-def locationiq_error(
-    status: int, message: str, headers: dict[str, str] | None = None
-) -> Reply:
+def locationiq_error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, {"error": message}, dict(headers or {}))
 
 
 def opencage_hit(lat: float, lng: float, formatted: str, confidence: int = 9) -> Reply:
     body = sample("opencage_geocode_kayole_junction")
-    body["results"][0].update(
-        geometry={"lat": lat, "lng": lng}, formatted=formatted, confidence=confidence
-    )
+    body["results"][0].update(geometry={"lat": lat, "lng": lng}, formatted=formatted, confidence=confidence)
     return Reply(200, body)
 
 
-def opencage_error(
-    status: int, message: str, headers: dict[str, str] | None = None
-) -> Reply:
+def opencage_error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     body = sample("opencage_geocode_no_results")
     body["status"] = {"code": status, "message": message}
     return Reply(status, body, dict(headers or {}))

@@ -41,10 +41,19 @@ def geodesic_metres(lat1: float, lng1: float, lat2: float, lng2: float) -> float
     u_sq = cos2_alpha * (_A**2 - _B**2) / _B**2
     big_a = 1 + u_sq / 16384 * (4096 + u_sq * (-768 + u_sq * (320 - 175 * u_sq)))
     big_b = u_sq / 1024 * (256 + u_sq * (-128 + u_sq * (74 - 47 * u_sq)))
-    delta_sigma = big_b * sin_sigma * (
-        cos_2sm + big_b / 4 * (cos_sigma * (-1 + 2 * cos_2sm**2)
-                               - big_b / 6 * cos_2sm * (-3 + 4 * sin_sigma**2) * (-3 + 4 * cos_2sm**2))
-    )  # fmt: skip
+    delta_sigma = (
+        big_b
+        * sin_sigma
+        * (
+            cos_2sm
+            + big_b
+            / 4
+            * (
+                cos_sigma * (-1 + 2 * cos_2sm**2)
+                - big_b / 6 * cos_2sm * (-3 + 4 * sin_sigma**2) * (-3 + 4 * cos_2sm**2)
+            )
+        )
+    )
     return _B * big_a * (sigma - delta_sigma)
 
 

@@ -65,8 +65,9 @@ def versions(paths: list[Path]) -> dict[str, list[tuple[datetime, Record]]]:
     return found
 
 
-def state_before(history: dict[str, list[tuple[datetime, Record]]], instant: datetime,
-                 inclusive: bool = False) -> dict[str, Record]:  # fmt: skip
+def state_before(
+    history: dict[str, list[tuple[datetime, Record]]], instant: datetime, inclusive: bool = False
+) -> dict[str, Record]:
     state = {}
     for ticket, seq in history.items():
         current = [r for at, r in seq if at < instant or (inclusive and at == instant)]
@@ -94,9 +95,16 @@ def closures(history: dict[str, list[tuple[datetime, Record]]]) -> list[Closure]
             closed = flag(record.get("is_actionable")) is False
             if closed and not before:
                 mttr = text(record.get("mttr"))
-                events.append(Closure(ticket, at, eat_time(record.get("closed_at")),
-                                      at.strftime("%Y-%m-%dT%H-%M-%S.csv"), position == 0,
-                                      mttr))  # fmt: skip
+                events.append(
+                    Closure(
+                        ticket,
+                        at,
+                        eat_time(record.get("closed_at")),
+                        at.strftime("%Y-%m-%dT%H-%M-%S.csv"),
+                        position == 0,
+                        mttr,
+                    )
+                )
             before = closed
     return sorted(events, key=lambda e: (e.ticket_id, e.observed_at))
 
@@ -129,13 +137,18 @@ def daily_rows(paths: list[Path], now: datetime) -> list[dict[str, Any]]:
                 breached += 1
                 breached_by_cluster[cluster] = breached_by_cluster.get(cluster, 0) + 1
             fallback += service is None
-        rows.append({
-            "snapshot_date": day, "as_of": as_of, "open_total": len(opened), "open_breached": breached,
-            "open_on_first_seen_clock": fallback,
-            "opened": sum(start <= at < as_of for at in first_seen.values()),
-            "closed_today": sum(start <= e.observed_at < as_of for e in events),
-            "open_by_cluster": dict(sorted(by_cluster.items())),
-            "breached_by_cluster": dict(sorted(breached_by_cluster.items())),
-        })  # fmt: skip
+        rows.append(
+            {
+                "snapshot_date": day,
+                "as_of": as_of,
+                "open_total": len(opened),
+                "open_breached": breached,
+                "open_on_first_seen_clock": fallback,
+                "opened": sum(start <= at < as_of for at in first_seen.values()),
+                "closed_today": sum(start <= e.observed_at < as_of for e in events),
+                "open_by_cluster": dict(sorted(by_cluster.items())),
+                "breached_by_cluster": dict(sorted(breached_by_cluster.items())),
+            }
+        )
         day += timedelta(days=1)
     return rows

@@ -17,8 +17,15 @@ from fleettickets import clock
 from fleettickets.s3 import make_s3_client
 from fleettickets.settings import Settings
 
-NOISE = {"week_start", "week_end", "source_s3_bucket", "source_s3_key",
-         "source_snapshot_id", "department", "source_type"}  # fmt: skip
+NOISE = {
+    "week_start",
+    "week_end",
+    "source_s3_bucket",
+    "source_s3_key",
+    "source_snapshot_id",
+    "department",
+    "source_type",
+}
 
 
 # Where the export writes: the INC_PREFIX default, which the test settings keep.
@@ -79,8 +86,9 @@ def fingerprint(url: str) -> dict[str, Any]:
 def upload(settings: Settings, paths: list[Path], folder: str = "changes/") -> None:
     client = make_s3_client(settings)
     for path in paths:
-        client.put_object(Bucket=settings.s3_bucket, Key=f"{settings.inc_prefix}{folder}{path.name}",
-                          Body=path.read_bytes())  # fmt: skip
+        client.put_object(
+            Bucket=settings.s3_bucket, Key=f"{settings.inc_prefix}{folder}{path.name}", Body=path.read_bytes()
+        )
 
 
 def bucket_keys(settings: Settings) -> list[str]:
@@ -107,5 +115,9 @@ def job_env(db_url: str, settings: Settings, *, now: datetime | None = None, **e
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fleettickets", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )

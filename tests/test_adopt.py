@@ -26,23 +26,39 @@ PROCESSED = 4  # files the earlier loader applied; the rest wait in changes/
 KEPT = {
     "tickets": ("SELECT ticket_id, raw FROM tickets.inc ORDER BY 1",) * 2,
     # Tickets under a cluster code (QOA, PTMP) are placed by the alias target now, as the loader mapped them.
-    "ticket points": ("SELECT ticket_id, ST_AsText(geom), geo_source FROM tickets.inc "
-                      "WHERE raw ->> 'cluster' NOT IN ('QOA', 'PTMP') ORDER BY 1",) * 2,
+    "ticket points": (
+        "SELECT ticket_id, ST_AsText(geom), geo_source FROM tickets.inc "
+        "WHERE raw ->> 'cluster' NOT IN ('QOA', 'PTMP') ORDER BY 1",
+    )
+    * 2,
     "unknown column": ("SELECT ticket_id, dispatcher_note FROM tickets.inc ORDER BY 1",) * 2,
-    "gazetteer clusters": ("SELECT cluster_key, cluster, latitude, longitude, ST_AsText(geom), provider, query, "
-                           "verified, created_at, updated_at FROM tickets.geo_clusters ORDER BY 1",) * 2,
-    "gazetteer locations": ("SELECT location_key, location_name, latitude, longitude, provider, verified, "
-                            "created_at, updated_at FROM tickets.geo_locations ORDER BY 1",) * 2,
+    "gazetteer clusters": (
+        "SELECT cluster_key, cluster, latitude, longitude, ST_AsText(geom), provider, query, "
+        "verified, created_at, updated_at FROM tickets.geo_clusters ORDER BY 1",
+    )
+    * 2,
+    "gazetteer locations": (
+        "SELECT location_key, location_name, latitude, longitude, provider, verified, "
+        "created_at, updated_at FROM tickets.geo_locations ORDER BY 1",
+    )
+    * 2,
     "aliases": ("SELECT alias_key, cluster_key, note, created_at FROM tickets.cluster_aliases ORDER BY 1",) * 2,
-    "closures": ("SELECT ticket_id, observed_at, closed_at, owner, cluster, mttr_hours, sla_status, captured_run "
-                 "FROM tickets.closure_events ORDER BY 1, 2",) * 2,
-    "daily rows": ("SELECT snapshot_date, open_total, open_breached, closed_today, captured_at "
-                   "FROM tickets.inc_daily_snapshot ORDER BY 1",
-                   "SELECT snapshot_date, open_total, open_breached, closed_today, as_of "
-                   "FROM tickets.inc_daily_snapshot WHERE snapshot_date IN "
-                   "(SELECT snapshot_date FROM tickets.deployed_inc_daily_snapshot) ORDER BY 1"),
-    "daily rows, whole": ("SELECT * FROM tickets.inc_daily_snapshot ORDER BY 1",
-                          "SELECT * FROM tickets.deployed_inc_daily_snapshot ORDER BY 1"),
+    "closures": (
+        "SELECT ticket_id, observed_at, closed_at, owner, cluster, mttr_hours, sla_status, captured_run "
+        "FROM tickets.closure_events ORDER BY 1, 2",
+    )
+    * 2,
+    "daily rows": (
+        "SELECT snapshot_date, open_total, open_breached, closed_today, captured_at "
+        "FROM tickets.inc_daily_snapshot ORDER BY 1",
+        "SELECT snapshot_date, open_total, open_breached, closed_today, as_of "
+        "FROM tickets.inc_daily_snapshot WHERE snapshot_date IN "
+        "(SELECT snapshot_date FROM tickets.deployed_inc_daily_snapshot) ORDER BY 1",
+    ),
+    "daily rows, whole": (
+        "SELECT * FROM tickets.inc_daily_snapshot ORDER BY 1",
+        "SELECT * FROM tickets.deployed_inc_daily_snapshot ORDER BY 1",
+    ),
     "watermark": ("SELECT metadata FROM tickets.import_meta",) * 2,
     "unknown table": ("SELECT * FROM tickets.operator_notes ORDER BY 1",) * 2,
     "other system": ("SELECT plate, last_ping, ST_AsText(geom), fleet.vehicle_count() FROM fleet.vehicles",) * 2,
@@ -64,8 +80,14 @@ SELECT n.nspname, p.proname || '(' || oidvectortypes(p.proargtypes) || ')', 'f',
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """One file a day from 2026-06-13: the earlier loader applied four, three wait."""
-    return write_sample_stream(tmp_path_factory.mktemp("stream"), baseline_rows=2000, deltas=6, delta_rows=100,
-                               start=datetime(2026, 6, 13, 6, 0), interval_minutes=1440)  # fmt: skip
+    return write_sample_stream(
+        tmp_path_factory.mktemp("stream"),
+        baseline_rows=2000,
+        deltas=6,
+        delta_rows=100,
+        start=datetime(2026, 6, 13, 6, 0),
+        interval_minutes=1440,
+    )
 
 
 @pytest.fixture
@@ -90,7 +112,7 @@ def picture(url: str) -> dict[str, Any]:
         for schema, name, kind, *_ in objects:
             if kind in ("r", "p"):
                 rows[f"{schema}.{name}"] = conn.execute(
-                    f'SELECT md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "{schema}"."{name}" t'
+                    f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{schema}\".\"{name}\" t"
                 ).fetchone()
     return {"objects": objects, "rows": rows}
 
@@ -98,8 +120,10 @@ def picture(url: str) -> dict[str, Any]:
 def elsewhere(url: str) -> dict[str, Any]:
     whole = picture(url)
     ours = ("tickets", "reporting")
-    return {"objects": [o for o in whole["objects"] if o[0] not in ours],
-            "rows": {k: v for k, v in whole["rows"].items() if k.split(".")[0] not in ours}}
+    return {
+        "objects": [o for o in whole["objects"] if o[0] not in ours],
+        "rows": {k: v for k, v in whole["rows"].items() if k.split(".")[0] not in ours},
+    }
 
 
 def kept(url: str, which: int) -> dict[str, list[tuple[Any, ...]]]:
@@ -124,8 +148,9 @@ def test_dry_run_prints_backup_and_plan_and_changes_nothing(
     result = cli(settings, tmp_path, "adopt")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith('back up first: pg_dump "$DATABASE_URL" --format=custom --schema=tickets '
-                               "--schema=reporting --file=")  # fmt: skip
+    assert lines[0].startswith(
+        'back up first: pg_dump "$DATABASE_URL" --format=custom --schema=tickets --schema=reporting --file='
+    )
     assert f"converted: tickets.inc: {len(expected_state(stream[:PROCESSED]))} tickets" in result.stdout
     assert "kept, not recognised: column tickets.inc.dispatcher_note" in result.stdout
     assert "kept, not recognised: table tickets.operator_notes (2 rows, moved as it is)" in result.stdout
@@ -148,8 +173,10 @@ def test_adopt_keeps_every_row_then_the_stream_continues_to_a_fresh_install_s_st
     assert again.returncode == 0 and "nothing to do" in again.stdout
     assert "schema is up to date" in cli(settings, tmp_path, "migrate").stdout
     with psycopg.connect(url) as conn:
-        adopted = conn.execute("SELECT count(*) FROM tickets.inc_versions WHERE source_key = %s",
-                               (f"adopted:{PREFIX}changes/{stream[PROCESSED - 1].name}",)).fetchone()  # fmt: skip
+        adopted = conn.execute(
+            "SELECT count(*) FROM tickets.inc_versions WHERE source_key = %s",
+            (f"adopted:{PREFIX}changes/{stream[PROCESSED - 1].name}",),
+        ).fetchone()
         assert adopted == (len(expected_state(stream[:PROCESSED])),)
         schemas = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE '%%deployed%%'")]
         assert schemas == []
@@ -163,15 +190,24 @@ def test_adopt_keeps_every_row_then_the_stream_continues_to_a_fresh_install_s_st
 
     # A fresh install that ingested everything holds the same tickets.
     run_ingest(Settings(database_url=db_url), apply=True, local_files=stream)
-    columns = ("ticket_id, raw, normalized_status, is_actionable, cluster, mttr, created_at_service, closed_at, "
-               "first_seen_at, owner, sla_status")  # fmt: skip
+    columns = (
+        "ticket_id, raw, normalized_status, is_actionable, cluster, mttr, created_at_service, closed_at, "
+        "first_seen_at, owner, sla_status"
+    )
     with psycopg.connect(url) as a, psycopg.connect(db_url) as f:
         query = f"SELECT {columns} FROM tickets.inc ORDER BY ticket_id"
         assert a.execute(query).fetchall() == f.execute(query).fetchall()
 
     after = kept(url, 1)
-    for name in ("daily rows", "daily rows, whole", "gazetteer clusters", "gazetteer locations", "aliases", "unknown table",
-                 "other system"):  # fmt: skip
+    for name in (
+        "daily rows",
+        "daily rows, whole",
+        "gazetteer clusters",
+        "gazetteer locations",
+        "aliases",
+        "unknown table",
+        "other system",
+    ):
         assert after[name] == before[name], name
     assert set(before["closures"]) <= set(after["closures"]), "captured closures survive later captures"
 
@@ -187,15 +223,18 @@ def test_read_entry_points_and_documented_queries_work_with_their_grants(setting
         ).fetchone()[0]  # type: ignore[index]
         assert payload["open"]["tickets"] > 0
         conn.execute("SELECT ticket_id, hours_open, sla_state, sla_clock_source FROM tickets.inc_open_sla").fetchall()
-        conn.execute("SELECT snapshot_date, open_total, open_breached, closed_today "
-                     "FROM tickets.inc_daily_snapshot ORDER BY snapshot_date").fetchall()  # fmt: skip
+        conn.execute(
+            "SELECT snapshot_date, open_total, open_breached, closed_today "
+            "FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
+        ).fetchall()
         privileges = conn.execute(
             "SELECT has_function_privilege(%(r)s, 'reporting.fn_tickets_for_map(boolean)', 'EXECUTE'), "
             "has_table_privilege(%(r)s, 'tickets.inc_open_sla', 'SELECT'), "
             "has_schema_privilege(%(r)s, 'reporting', 'USAGE'), "
             "EXISTS (SELECT FROM pg_proc p, aclexplode(p.proacl) a WHERE p.oid = "
-            "'reporting.fn_tickets_for_map(boolean)'::regprocedure AND a.grantee = 0)", {"r": READER_ROLE},
-        ).fetchone()  # fmt: skip
+            "'reporting.fn_tickets_for_map(boolean)'::regprocedure AND a.grantee = 0)",
+            {"r": READER_ROLE},
+        ).fetchone()
     assert privileges == (True, True, True, False)
     status = cli(settings, tmp_path, "status")
     assert status.returncode == 0, status.stderr
@@ -219,13 +258,16 @@ def test_history_rebuild_from_processed_fills_the_uncaptured_day_and_keeps_the_c
     assert set(before["closures"]) - set(after["closures"]) == set()
 
     run_ingest(Settings(database_url=db_url), apply=True, local_files=stream)
-    first_day = "SELECT open_total, open_breached, opened, closed_today, open_by_cluster " \
-                "FROM tickets.inc_daily_snapshot WHERE snapshot_date = '2026-06-13'"  # fmt: skip
+    first_day = (
+        "SELECT open_total, open_breached, opened, closed_today, open_by_cluster "
+        "FROM tickets.inc_daily_snapshot WHERE snapshot_date = '2026-06-13'"
+    )
     with psycopg.connect(settings.database_url or "") as a, psycopg.connect(db_url) as f:
         filled = a.execute(first_day).fetchall()
         assert filled and filled == f.execute(first_day).fetchall()
-        versions = a.execute("SELECT count(*) FROM tickets.inc_versions WHERE valid_from < %s",
-                             (datetime(2026, 6, 14, tzinfo=EAT),)).fetchone()  # fmt: skip
+        versions = a.execute(
+            "SELECT count(*) FROM tickets.inc_versions WHERE valid_from < %s", (datetime(2026, 6, 14, tzinfo=EAT),)
+        ).fetchone()
         assert versions == (len(expected_state(stream[:1])),)
 
 

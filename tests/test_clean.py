@@ -51,10 +51,7 @@ def test_a_row_is_cleaned_column_by_column() -> None:
 
 def test_unknown_columns_are_kept_and_whitespace_reads_as_blank() -> None:
     rows = read(b"ticket_id,escalation_level,owner,mttr\nA,L2,  ,#VALUE!\n")
-    assert rows == [
-        CleanRow(2, "A", {"ticket_id": "A", "escalation_level": "L2", "owner": None,
-                          "mttr": "#VALUE!"})
-    ]  # fmt: skip
+    assert rows == [CleanRow(2, "A", {"ticket_id": "A", "escalation_level": "L2", "owner": None, "mttr": "#VALUE!"})]
 
 
 @pytest.mark.parametrize("flag", ["true", "TRUE", "1", "yes", " True "])
@@ -76,10 +73,7 @@ def test_a_file_without_is_alarm_keeps_every_row() -> None:
 
 def test_sentinel_rows_are_dropped_whatever_their_shape() -> None:
     rows = read(
-        HEADER
-        + b"  export stopped: workbook missing,,,,,,\n"
-        + b"EXPORT STOPPED at 14:20\n"
-        + b"A,Open,x,false,,,\n"
+        HEADER + b"  export stopped: workbook missing,,,,,,\n" + b"EXPORT STOPPED at 14:20\n" + b"A,Open,x,false,,,\n"
     )
     assert rows[:2] == [
         DroppedRow(2, "export stopped: workbook missing", "sentinel"),
@@ -122,14 +116,11 @@ def test_quoted_fields_and_line_numbers_after_multiline_records() -> None:
     )
     rows = read(data)
     assert rows == [
-        CleanRow(2, "A", {"ticket_id": "A", "location_name": "NW_KAYOLE, GATE B",
-                          "owner": 'say "hi"'}),
-        CleanRow(3, "B", {"ticket_id": "B",
-                          "location_name": "ADR_MNT_DONHOLM\r\nBLOCK C\nWING 2",
-                          "owner": "x"}),
+        CleanRow(2, "A", {"ticket_id": "A", "location_name": "NW_KAYOLE, GATE B", "owner": 'say "hi"'}),
+        CleanRow(3, "B", {"ticket_id": "B", "location_name": "ADR_MNT_DONHOLM\r\nBLOCK C\nWING 2", "owner": "x"}),
         CleanRow(7, "C", {"ticket_id": "C", "location_name": "plain", "owner": "y"}),
         RejectedRow(8, "blank ticket_id"),
-    ]  # fmt: skip
+    ]
 
 
 def test_reordered_columns() -> None:
@@ -146,10 +137,7 @@ def test_reordered_columns() -> None:
 def test_chunk_boundaries_do_not_change_the_result(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    data = (
-        "\ufeffticket_id,location_name\r\n"
-        'A,"one\r\ntwo"\r\nB,Ruaka é\r\n\r\nC,"x,y"\r\n'
-    ).encode()
+    data = ('\ufeffticket_id,location_name\r\nA,"one\r\ntwo"\r\nB,Ruaka é\r\n\r\nC,"x,y"\r\n').encode()
     expected = read(data)
     for size in (1, 2, 3, 5, 7):
         monkeypatch.setattr(clean, "_CHUNK_BYTES", size)
@@ -222,21 +210,37 @@ def test_the_stream_is_left_open() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("true", True), ("TRUE", True), ("1", True), ("yes", True), (" True ", True),
-        ("false", False), ("FALSE", False), ("0", False), ("no", False),
-        ("", None), (None, None), ("N/A", None), ("#VALUE!", None),
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        (" True ", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("no", False),
+        ("", None),
+        (None, None),
+        ("N/A", None),
+        ("#VALUE!", None),
     ],
-)  # fmt: skip
+)
 def test_parse_bool(text: str | None, value: bool | None) -> None:
     assert parse_bool(text) is value
 
 
 def test_clean_record_applies_the_same_rules() -> None:
     assert clean_record(
-        {"ticket_id": " A ", "region": "Nairobi EAST", "raw_status": "closed",
-         "week_end": "2026-06-14", "source_type": "x", "notes": " ", "mttr": None}
-    ) == {"ticket_id": "A", "region": "nairobi east", "raw_status": "CLOSED",
-          "notes": None, "mttr": None}  # fmt: skip
+        {
+            "ticket_id": " A ",
+            "region": "Nairobi EAST",
+            "raw_status": "closed",
+            "week_end": "2026-06-14",
+            "source_type": "x",
+            "notes": " ",
+            "mttr": None,
+        }
+    ) == {"ticket_id": "A", "region": "nairobi east", "raw_status": "CLOSED", "notes": None, "mttr": None}
 
 
 def test_file_counts_tally_and_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -280,10 +284,7 @@ def read_path(path: Path) -> tuple[list[object], FileCounts]:
 
 def test_the_hard_case_stream_reads_cleanly(hard_stream: list[Path]) -> None:
     results = [read_path(p) for p in hard_stream]
-    summary = [
-        (c.clean, c.dropped_alarms, c.dropped_sentinels, c.rejected)
-        for _, c in results
-    ]
+    summary = [(c.clean, c.dropped_alarms, c.dropped_sentinels, c.rejected) for _, c in results]
     assert summary == [
         (300, 2, 0, 0),
         (40, 0, 0, 0),

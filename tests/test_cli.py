@@ -36,8 +36,11 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fleettickets", *args],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **(env or {})}, cwd="/",
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        cwd="/",
+    )
 
 
 def test_version() -> None:
@@ -87,18 +90,24 @@ def test_dashboard_prints_the_payload_pretty_or_compact(db_url: str) -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--window", "last_week"], "Error: Invalid value for '--window': 'last_week' is not one of 'today', "
-         "'yesterday', 'last_7_days', 'last_30_days', 'this_month', 'custom'."),
-        (["--window", "custom", "--from", "2026-06-15", "--to", "2026-06-01"],
-         "Error: --from (2026-06-15) is after --to (2026-06-01). Both dates are inclusive; "
-         "for a single day pass the same date twice."),
-        (["--status", "opne"], "Error: Invalid value for '--status': 'opne' is not one of 'open', 'assigned', "
-         "'in_progress', 'on_hold', 'resolved', 'closed', 'cancelled'."),
+        (
+            ["--window", "last_week"],
+            "Error: Invalid value for '--window': 'last_week' is not one of 'today', "
+            "'yesterday', 'last_7_days', 'last_30_days', 'this_month', 'custom'.",
+        ),
+        (
+            ["--window", "custom", "--from", "2026-06-15", "--to", "2026-06-01"],
+            "Error: --from (2026-06-15) is after --to (2026-06-01). Both dates are inclusive; "
+            "for a single day pass the same date twice.",
+        ),
+        (
+            ["--status", "opne"],
+            "Error: Invalid value for '--status': 'opne' is not one of 'open', 'assigned', "
+            "'in_progress', 'on_hold', 'resolved', 'closed', 'cancelled'.",
+        ),
     ],
-)  # fmt: skip
-def test_dashboard_bad_arguments_are_one_line_and_exit_2(
-    module_db_url: str, args: list[str], message: str
-) -> None:
+)
+def test_dashboard_bad_arguments_are_one_line_and_exit_2(module_db_url: str, args: list[str], message: str) -> None:
     result = run("dashboard", *args, env={"DATABASE_URL": module_db_url})
     assert result.returncode == 2
     assert result.stdout == ""
@@ -110,8 +119,7 @@ def test_dashboard_on_an_unmigrated_database_says_what_to_do(empty_db_url: str) 
     result = run("dashboard", env={"DATABASE_URL": empty_db_url})
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "Error: reporting.fn_inc_dashboard does not exist in this database: "
-        "run `fleettickets migrate` first"
+        "Error: reporting.fn_inc_dashboard does not exist in this database: run `fleettickets migrate` first"
     )
 
 

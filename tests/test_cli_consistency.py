@@ -25,7 +25,10 @@ def test_verbosity_options_work_after_the_command_too(tmp_path: Path) -> None:
 
 
 def test_choices_are_checked_before_any_setting_is_read(tmp_path: Path) -> None:
-    for args, option in ((["dashboard", "--window", "foo"], "--window"), (["map", "--out", "m.html", "--status", "opne"], "--status")):
+    for args, option in (
+        (["dashboard", "--window", "foo"], "--window"),
+        (["map", "--out", "m.html", "--status", "opne"], "--status"),
+    ):
         result = run_cli(args, NO_SETTINGS, tmp_path)
         assert result.returncode == 2
         assert f"Invalid value for '{option}'" in result.stderr and "DATABASE_URL" not in result.stderr
@@ -42,8 +45,9 @@ def test_dashboard_json_is_the_database_text_unchanged(db_url: str, tmp_path: Pa
     printed = run_cli(["dashboard", "--json", "--window", "last_7_days"], env, tmp_path)
     assert printed.returncode == 0, printed.stderr
     with psycopg.connect(db_url) as conn:
-        text = conn.execute("SELECT reporting.fn_inc_dashboard(p_window => 'last_7_days', p_now => %s)::text",
-                            (NOW,)).fetchone()[0]  # type: ignore[index]  # fmt: skip
+        text = conn.execute(
+            "SELECT reporting.fn_inc_dashboard(p_window => 'last_7_days', p_now => %s)::text", (NOW,)
+        ).fetchone()[0]  # type: ignore[index]
     generated = json.loads(text)["generated_at"]
     assert printed.stdout.rstrip("\n") == text.replace(generated, json.loads(printed.stdout)["generated_at"])
 
@@ -52,7 +56,9 @@ def test_migrate_json_and_its_failure_document(empty_db_url: str, tmp_path: Path
     env = {**NO_SETTINGS, "DATABASE_URL": empty_db_url}
     preview = json.loads(run_cli(["migrate", "--dry-run", "--json"], env, tmp_path).stdout)
     assert preview["ok"] is True and preview["applied"] is False and preview["migrations"][0] == "01_tickets_schema.sql"
-    failed = run_cli(["migrate", "--json"], {**NO_SETTINGS, "DATABASE_URL": "postgresql://a:Pw9xQ7zK@127.0.0.1:1/x"}, tmp_path)
+    failed = run_cli(
+        ["migrate", "--json"], {**NO_SETTINGS, "DATABASE_URL": "postgresql://a:Pw9xQ7zK@127.0.0.1:1/x"}, tmp_path
+    )
     assert failed.returncode == 1
     document = json.loads(failed.stdout)
     assert document["ok"] is False and document["failed"].startswith("cannot connect to the database")
@@ -68,7 +74,9 @@ def test_geocoding_and_gazetteer_print_json(db_url: str, tmp_path: Path) -> None
     imported = run_cli(["gazetteer", "import", "g.csv", "--dry-run", "--json"], env, tmp_path)
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout)["applied"] is False
-    missing = run_cli(["gazetteer", "import", "g.csv", "--json"], {**env, "DATABASE_URL": "postgresql://a@127.0.0.1:1/x"}, tmp_path)
+    missing = run_cli(
+        ["gazetteer", "import", "g.csv", "--json"], {**env, "DATABASE_URL": "postgresql://a@127.0.0.1:1/x"}, tmp_path
+    )
     assert json.loads(missing.stdout)["ok"] is False
 
 

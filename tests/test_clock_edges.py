@@ -76,24 +76,32 @@ def days(payload_window: dict[str, Any]) -> tuple[str, str]:
         (eat(2026, 12, 31, 23, 59, 59), "this_month", ("2026-12-01", "2026-12-31")),
         (eat(2027, 1, 1, 0, 0, 0), "last_30_days", ("2026-12-03", "2027-01-01")),
     ],
-)  # fmt: skip
+)
 def test_dashboard_windows_turn_at_eat_midnight(
     read_settings: Settings, tmp_path: Path, now: datetime, name: str, expected: tuple[str, str]
 ) -> None:
     assert days(window(read_settings, tmp_path, now, name)) == expected
 
 
-def test_now_option_and_variable_agree_and_bad_instants_are_usage_errors(read_settings: Settings, tmp_path: Path) -> None:
+def test_now_option_and_variable_agree_and_bad_instants_are_usage_errors(
+    read_settings: Settings, tmp_path: Path
+) -> None:
     env = job_env(read_settings.database_url, read_settings)
     del env[clock.NOW_ENV]
-    by_option = run_cli(["--now", "2026-06-30T23:59:00", "dashboard", "--window", "this_month", "--json"], env, tmp_path)
-    by_utc = run_cli(["--now", "2026-06-30T20:59:00+00:00", "dashboard", "--window", "this_month", "--json"], env, tmp_path)
+    by_option = run_cli(
+        ["--now", "2026-06-30T23:59:00", "dashboard", "--window", "this_month", "--json"], env, tmp_path
+    )
+    by_utc = run_cli(
+        ["--now", "2026-06-30T20:59:00+00:00", "dashboard", "--window", "this_month", "--json"], env, tmp_path
+    )
     assert by_option.returncode == by_utc.returncode == 0, by_option.stderr + by_utc.stderr
     assert json.loads(by_option.stdout)["window"] == json.loads(by_utc.stdout)["window"]
     assert days(json.loads(by_option.stdout)["window"]) == ("2026-06-01", "2026-06-30")
 
     bad = run_cli(["status"], {**env, clock.NOW_ENV: "yesterday"}, tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("Error: --now (FLEETTICKETS_NOW) must be an ISO 8601")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "Error: --now (FLEETTICKETS_NOW) must be an ISO 8601"
+    )
 
 
 # --- status --check: silence counts only inside export hours (06:00-20:00 EAT) -----
@@ -129,7 +137,7 @@ def evening_stream(settings: Settings, tmp_path: Path) -> datetime:
         (eat(2026, 6, 17, 7, 0), None),  # 60 min of export hours: not over the limit
         (eat(2026, 6, 17, 7, 1), 61),
     ],
-)  # fmt: skip
+)
 def test_silence_edges(
     settings: Settings, tmp_path: Path, evening_stream: datetime, now: datetime, silence: int | None
 ) -> None:
@@ -137,8 +145,11 @@ def test_silence_edges(
     if silence is None:
         assert (code, line.split(":")[0]) == (0, "healthy"), line
     else:
-        assert (code, line) == (1, f"unhealthy: no change file has arrived for {silence} min of export "
-                                   "hours (newest 2026-06-16 18:58 EAT; limit 60)")  # fmt: skip
+        assert (code, line) == (
+            1,
+            f"unhealthy: no change file has arrived for {silence} min of export "
+            "hours (newest 2026-06-16 18:58 EAT; limit 60)",
+        )
 
 
 def test_a_file_at_0559_and_a_check_at_0600(settings: Settings, tmp_path: Path) -> None:
@@ -158,14 +169,18 @@ def test_pending_limit_edge(settings: Settings, tmp_path: Path) -> None:
     """A file waits from when it landed, by the bucket's clock: 45 min is the limit, 46 is over it."""
     path = change_file(tmp_path / "s", eat(2026, 6, 17, 9, 0), "CE-3,true,Kayole,2026-06-17 08:00:00,,")
     upload(settings, [path])
-    head = make_s3_client(settings).head_object(Bucket=settings.s3_bucket,
-                                                Key=f"{settings.inc_prefix}changes/{path.name}")  # fmt: skip
+    head = make_s3_client(settings).head_object(
+        Bucket=settings.s3_bucket, Key=f"{settings.inc_prefix}changes/{path.name}"
+    )
     landed = head["LastModified"].replace(microsecond=0)
     quiet = ("--max-silence-minutes", "100000")  # only the pending rule is under test here
     assert check(settings, tmp_path, landed + timedelta(minutes=45), *quiet)[0] == 0
     code, line = check(settings, tmp_path, landed + timedelta(minutes=46), *quiet)
-    assert code == 1 and f"1 file(s) waiting in changes/, oldest {settings.inc_prefix}changes/{path.name} " \
-                         "for 46 min (limit 45)" in line  # fmt: skip
+    assert (
+        code == 1
+        and f"1 file(s) waiting in changes/, oldest {settings.inc_prefix}changes/{path.name} for 46 min (limit 45)"
+        in line
+    )
 
 
 # --- one run, one now --------------------------------------------------------------
@@ -173,7 +188,9 @@ def test_pending_limit_edge(settings: Settings, tmp_path: Path) -> None:
 
 def snapshot_days(url: str) -> list[tuple[date, datetime]]:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT snapshot_date, as_of FROM tickets.inc_daily_snapshot ORDER BY snapshot_date").fetchall()
+        return conn.execute(
+            "SELECT snapshot_date, as_of FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
+        ).fetchall()
 
 
 def test_a_run_that_starts_before_midnight_writes_the_day_it_started(
@@ -188,9 +205,12 @@ def test_a_run_that_starts_before_midnight_writes_the_day_it_started(
         return readings[-1]
 
     monkeypatch.setattr(clock, "now", ticking)
-    path = change_file(tmp_path / "s", eat(2026, 6, 16, 23, 40),
-                       "CE-4,true,Kayole,2026-06-16 10:00:00,2026-06-16 10:00:00,",
-                       "CE-5,false,Umoja,2026-06-15 10:00:00,2026-06-15 10:00:00,2026-06-16 23:30:00")  # fmt: skip
+    path = change_file(
+        tmp_path / "s",
+        eat(2026, 6, 16, 23, 40),
+        "CE-4,true,Kayole,2026-06-16 10:00:00,2026-06-16 10:00:00,",
+        "CE-5,false,Umoja,2026-06-15 10:00:00,2026-06-15 10:00:00,2026-06-16 23:30:00",
+    )
     report = run_ingest(settings, apply=True, local_files=[path])
     assert report.ok and len(readings) == 1
     assert snapshot_days(settings.database_url) == [(date(2026, 6, 16), start)]
@@ -199,15 +219,20 @@ def test_a_run_that_starts_before_midnight_writes_the_day_it_started(
     after = eat(2026, 6, 17, 0, 20)
     monkeypatch.setattr(clock, "now", lambda: after)
     assert run_ingest(settings, apply=True).ok
-    assert snapshot_days(settings.database_url) == [(date(2026, 6, 16), eat(2026, 6, 17, 0, 0)),
-                                                    (date(2026, 6, 17), after)]  # fmt: skip
+    assert snapshot_days(settings.database_url) == [
+        (date(2026, 6, 16), eat(2026, 6, 17, 0, 0)),
+        (date(2026, 6, 17), after),
+    ]
 
 
 def test_the_cli_run_captures_at_the_pinned_instant(settings: Settings, tmp_path: Path) -> None:
     """Through the scheduled command: 02:59:59 EAT is still 17 June in EAT (16 June in UTC)."""
     path = change_file(tmp_path / "s", eat(2026, 6, 17, 2, 30), "CE-6,true,Kayole,2026-06-17 01:00:00,,")
     upload(settings, [path])
-    for now, expected in ((eat(2026, 6, 17, 2, 59, 59), date(2026, 6, 17)), (eat(2026, 6, 17, 3, 0), date(2026, 6, 17))):
+    for now, expected in (
+        (eat(2026, 6, 17, 2, 59, 59), date(2026, 6, 17)),
+        (eat(2026, 6, 17, 3, 0), date(2026, 6, 17)),
+    ):
         result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings, now=now), tmp_path)
         assert result.returncode == 0, result.stderr
         assert snapshot_days(settings.database_url) == [(expected, now)]

@@ -64,7 +64,7 @@ def test_an_empty_database_payload_matches_the_schema(db_url: str) -> None:
 
 
 def test_the_documented_example_matches_the_schema() -> None:
-    example = DOC[DOC.index("\n## Example\n"):DOC.index("\n## Field by field\n")]
+    example = DOC[DOC.index("\n## Example\n") : DOC.index("\n## Field by field\n")]
     blocks = re.findall(r"```json\n(.*?)\n```", example, flags=re.S)
     assert len(blocks) == 1
     validate(json.loads(blocks[0]))

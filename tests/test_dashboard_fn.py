@@ -38,42 +38,96 @@ H = timedelta(hours=1)
 
 TICKETS: dict[str, dict[str, str]] = {
     # open: SLA states at ANCHOR
-    "O1": open_ticket(cluster="Quarry Road", owner="a.otieno", assigned_team="East 1",
-                      created_at_service=at(-10 * H)),  # within, 10 h
-    "O2": open_ticket(cluster="Quarry Road", owner="a.otieno", assigned_team="East 1",
-                      created_at_service=at(-40 * H)),  # at risk
-    "O3": open_ticket(cluster="Pipeline", owner="b.wanjiku", assigned_team="East 2",
-                      created_at_service="", first_seen_at=at(-50 * H)),  # breached, first_seen clock
+    "O1": open_ticket(
+        cluster="Quarry Road", owner="a.otieno", assigned_team="East 1", created_at_service=at(-10 * H)
+    ),  # within, 10 h
+    "O2": open_ticket(
+        cluster="Quarry Road", owner="a.otieno", assigned_team="East 1", created_at_service=at(-40 * H)
+    ),  # at risk
+    "O3": open_ticket(
+        cluster="Pipeline", owner="b.wanjiku", assigned_team="East 2", created_at_service="", first_seen_at=at(-50 * H)
+    ),  # breached, first_seen clock
     "O4": open_ticket(owner="b.wanjiku", assigned_team="East 2"),  # no clock, no place
-    "O5": open_ticket(cluster="QUARRY ROAD", owner="c.kamau", assigned_team="East 1",
-                      normalized_status="in_progress",
-                      created_at_service=at(-47 * H - timedelta(minutes=59))),  # at risk
+    "O5": open_ticket(
+        cluster="QUARRY ROAD",
+        owner="c.kamau",
+        assigned_team="East 1",
+        normalized_status="in_progress",
+        created_at_service=at(-47 * H - timedelta(minutes=59)),
+    ),  # at risk
     # closed: closed_at around today's EAT boundaries
-    "C1": closed_ticket(cluster="Quarry Road", owner="a.otieno", assigned_team="East 1",
-                        created_at_service=at(-3.5 * H), closed_at=at(-2 * H),
-                        mttr="1.5", sla_status="Compliant"),
-    "C2": closed_ticket(cluster="Quarry Road", owner="a.otieno", assigned_team="East 1",
-                        created_at_service=midnight(0, -60 * 3600), closed_at=midnight(0),
-                        mttr="3", sla_status="Compliant"),  # at 00:00:00 EAT: today
-    "C3": closed_ticket(cluster="Pipeline", owner="b.wanjiku", assigned_team="East 2",
-                        created_at_service=midnight(-1, -3600), closed_at=midnight(0, -1),
-                        mttr="10", sla_status="Breached"),  # 23:59:59 yesterday
-    "C4": closed_ticket(cluster="Pipeline", owner="b.wanjiku", assigned_team="East 2",
-                        created_at_service=midnight(0, 2 * 3600 - 1), closed_at=midnight(0, 3 * 3600 - 1),
-                        mttr="0.5", sla_status=""),  # 02:59:59 EAT = 23:59:59 UTC the day before
-    "C5": closed_ticket(owner="c.kamau", assigned_team="East 1",
-                        created_at_service=midnight(0, 8 * 3600), closed_at=midnight(0, 10 * 3600),
-                        mttr="2", sla_status="compliant"),  # no place
-    "C6": closed_ticket(cluster="Pipeline", owner="a.otieno", assigned_team="East 1",
-                        created_at_service=midnight(-6, -3600), closed_at=midnight(-6),
-                        mttr="4", sla_status="Compliant"),  # first instant of last_7_days
-    "C7": closed_ticket(cluster="Pipeline", owner="a.otieno", assigned_team="East 1",
-                        created_at_service=midnight(-6, -7200), closed_at=midnight(-6, -1),
-                        mttr="5", sla_status="Breached"),  # last instant before it
-    "C8": closed_ticket(cluster="Quarry Road", owner="c.kamau", assigned_team="East 1",
-                        created_at_service=midnight(0, 3600), closed_at=midnight(1),
-                        mttr="1", sla_status="Compliant"),  # 00:00 tomorrow: not today
-}  # fmt: skip
+    "C1": closed_ticket(
+        cluster="Quarry Road",
+        owner="a.otieno",
+        assigned_team="East 1",
+        created_at_service=at(-3.5 * H),
+        closed_at=at(-2 * H),
+        mttr="1.5",
+        sla_status="Compliant",
+    ),
+    "C2": closed_ticket(
+        cluster="Quarry Road",
+        owner="a.otieno",
+        assigned_team="East 1",
+        created_at_service=midnight(0, -60 * 3600),
+        closed_at=midnight(0),
+        mttr="3",
+        sla_status="Compliant",
+    ),  # at 00:00:00 EAT: today
+    "C3": closed_ticket(
+        cluster="Pipeline",
+        owner="b.wanjiku",
+        assigned_team="East 2",
+        created_at_service=midnight(-1, -3600),
+        closed_at=midnight(0, -1),
+        mttr="10",
+        sla_status="Breached",
+    ),  # 23:59:59 yesterday
+    "C4": closed_ticket(
+        cluster="Pipeline",
+        owner="b.wanjiku",
+        assigned_team="East 2",
+        created_at_service=midnight(0, 2 * 3600 - 1),
+        closed_at=midnight(0, 3 * 3600 - 1),
+        mttr="0.5",
+        sla_status="",
+    ),  # 02:59:59 EAT = 23:59:59 UTC the day before
+    "C5": closed_ticket(
+        owner="c.kamau",
+        assigned_team="East 1",
+        created_at_service=midnight(0, 8 * 3600),
+        closed_at=midnight(0, 10 * 3600),
+        mttr="2",
+        sla_status="compliant",
+    ),  # no place
+    "C6": closed_ticket(
+        cluster="Pipeline",
+        owner="a.otieno",
+        assigned_team="East 1",
+        created_at_service=midnight(-6, -3600),
+        closed_at=midnight(-6),
+        mttr="4",
+        sla_status="Compliant",
+    ),  # first instant of last_7_days
+    "C7": closed_ticket(
+        cluster="Pipeline",
+        owner="a.otieno",
+        assigned_team="East 1",
+        created_at_service=midnight(-6, -7200),
+        closed_at=midnight(-6, -1),
+        mttr="5",
+        sla_status="Breached",
+    ),  # last instant before it
+    "C8": closed_ticket(
+        cluster="Quarry Road",
+        owner="c.kamau",
+        assigned_team="East 1",
+        created_at_service=midnight(0, 3600),
+        closed_at=midnight(1),
+        mttr="1",
+        sla_status="Compliant",
+    ),  # 00:00 tomorrow: not today
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +136,9 @@ def dash_url(module_db_url: str) -> Iterator[str]:
         for name, lat, lon in [("Quarry Road", -1.284, 36.848), ("Pipeline", -1.317, 36.896)]:
             conn.execute(
                 "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude) "
-                "VALUES (tickets.place_key(%s), %s, %s, %s)", (name, name, lat, lon),
-            )  # fmt: skip
+                "VALUES (tickets.place_key(%s), %s, %s, %s)",
+                (name, name, lat, lon),
+            )
         for ticket_id, raw in TICKETS.items():
             insert(conn, ticket_id, raw)
     yield module_db_url
@@ -123,7 +178,7 @@ def window_of(url: str, now: datetime, **args: Any) -> dict[str, Any]:
         (datetime(2026, 6, 30, 23, 59, tzinfo=EAT), "this_month", date(2026, 6, 1), date(2026, 6, 30)),
         (datetime(2026, 6, 30, 21, 0, tzinfo=UTC), "this_month", date(2026, 7, 1), date(2026, 7, 1)),
     ],
-)  # fmt: skip
+)
 def test_window_boundaries_are_eat_calendar_days(
     module_db_url: str, now: datetime, name: str, first: date, last: date
 ) -> None:
@@ -146,12 +201,12 @@ def test_midnight_utc_is_three_in_the_morning_eat(module_db_url: str) -> None:
 
 
 def test_custom_window_is_inclusive_and_case_of_the_name_is_ignored(module_db_url: str) -> None:
-    got = window_of(
-        module_db_url, ANCHOR, p_window=" Custom ", p_from=date(2026, 6, 1), p_to=date(2026, 6, 1)
-    )
+    got = window_of(module_db_url, ANCHOR, p_window=" Custom ", p_from=date(2026, 6, 1), p_to=date(2026, 6, 1))
     assert (got["name"], got["from_ts"], got["to_ts"]) == (
-        "custom", "2026-06-01T00:00:00+03:00", "2026-06-02T00:00:00+03:00",
-    )  # fmt: skip
+        "custom",
+        "2026-06-01T00:00:00+03:00",
+        "2026-06-02T00:00:00+03:00",
+    )
 
 
 def test_defaults_describe_today_now(module_db_url: str) -> None:
@@ -167,9 +222,7 @@ def test_defaults_describe_today_now(module_db_url: str) -> None:
 def test_session_time_zone_does_not_change_the_payload(dash_url: str) -> None:
     with psycopg.connect(dash_url) as conn:
         conn.execute("SET TimeZone = 'America/Los_Angeles'")
-        shifted = conn.execute(
-            "SELECT reporting.fn_inc_dashboard(p_now => %s)", (ANCHOR,)
-        ).fetchone()[0]
+        shifted = conn.execute("SELECT reporting.fn_inc_dashboard(p_now => %s)", (ANCHOR,)).fetchone()[0]
     assert shifted == dashboard(dash_url)
 
 
@@ -186,7 +239,7 @@ def test_session_time_zone_does_not_change_the_payload(dash_url: str) -> None:
         ({"p_window": "custom", "p_from": TODAY + timedelta(days=1), "p_to": TODAY + timedelta(days=1)}, ["C8"]),
         ({"p_window": "custom", "p_from": TODAY - timedelta(days=6), "p_to": TODAY - timedelta(days=6)}, ["C6"]),
     ],
-)  # fmt: skip
+)
 def test_closures_fall_in_the_right_window(dash_url: str, args: dict, closed: list[str]) -> None:
     payload = dashboard(dash_url, **args)
     mapped = [t for t in closed if t != "C5"]  # C5 has no place
@@ -214,7 +267,7 @@ def test_open_collection_is_live_not_windowed(dash_url: str) -> None:
         ({"p_cluster": "Nowhere"}, [], []),
         ({"p_cluster": ""}, ["O3", "O5", "O2", "O1"], ["C1", "C4", "C2"]),
     ],
-)  # fmt: skip
+)
 def test_filters_combine_with_and(dash_url: str, args: dict, open_ids: list, closed_ids: list) -> None:
     payload = dashboard(dash_url, **args)
     assert ids(payload["open"]) == open_ids
@@ -239,14 +292,11 @@ def test_metrics_for_today(dash_url: str) -> None:
         # closed_at minus clock: C1 1.5 h, C2 60 h, C4 1 h, C5 2 h
         "contract_48h": {"within": 3, "breached": 1, "unknown": 0, "rate": 0.75},
         "by_cluster": [
-            {"cluster": "Pipeline", "open": 1, "open_breached": 1,
-             "closed_in_window": 1, "created_in_window": 1},
-            {"cluster": "Quarry Road", "open": 3, "open_breached": 0,
-             "closed_in_window": 2, "created_in_window": 3},
-            {"cluster": None, "open": 1, "open_breached": 0,
-             "closed_in_window": 1, "created_in_window": 1},
+            {"cluster": "Pipeline", "open": 1, "open_breached": 1, "closed_in_window": 1, "created_in_window": 1},
+            {"cluster": "Quarry Road", "open": 3, "open_breached": 0, "closed_in_window": 2, "created_in_window": 3},
+            {"cluster": None, "open": 1, "open_breached": 0, "closed_in_window": 1, "created_in_window": 1},
         ],
-    }  # fmt: skip
+    }
 
 
 def test_metrics_for_yesterday_and_a_cluster(dash_url: str) -> None:
@@ -272,11 +322,17 @@ def test_empty_window_has_zero_counts_and_null_statistics(dash_url: str) -> None
 def test_features_without_geometry_are_left_out_but_counted(dash_url: str) -> None:
     payload = dashboard(dash_url)
     assert {k: payload["open"][k] for k in ("tickets", "mapped", "unmapped", "over_limit")} == {
-        "tickets": 5, "mapped": 4, "unmapped": 1, "over_limit": 0,
-    }  # fmt: skip
+        "tickets": 5,
+        "mapped": 4,
+        "unmapped": 1,
+        "over_limit": 0,
+    }
     assert {k: payload["closed"][k] for k in ("tickets", "mapped", "unmapped", "over_limit")} == {
-        "tickets": 4, "mapped": 3, "unmapped": 1, "over_limit": 0,
-    }  # fmt: skip
+        "tickets": 4,
+        "mapped": 3,
+        "unmapped": 1,
+        "over_limit": 0,
+    }
     assert "O4" not in ids(payload["open"]) and "C5" not in ids(payload["closed"])
 
 
@@ -287,24 +343,38 @@ def test_open_feature_shape(dash_url: str) -> None:
         "id": "O3",
         "geometry": {"type": "Point", "coordinates": [36.896, -1.317]},
         "properties": {
-            "ticket_id": "O3", "status": "open", "cluster": "Pipeline", "region": None,
-            "location_name": None, "assigned_team": "East 2", "owner": "b.wanjiku",
-            "sla_state": "breached", "sla_clock_source": "first_seen_at", "hours_open": 50.0,
+            "ticket_id": "O3",
+            "status": "open",
+            "cluster": "Pipeline",
+            "region": None,
+            "location_name": None,
+            "assigned_team": "East 2",
+            "owner": "b.wanjiku",
+            "sla_state": "breached",
+            "sla_clock_source": "first_seen_at",
+            "hours_open": 50.0,
             "sla_due_at": eat_text(ANCHOR - 2 * H)[:19].replace(" ", "T") + "+03:00",
             "geo_source": "cluster",
         },
-    }  # fmt: skip
+    }
 
 
 def test_closed_feature_shape(dash_url: str) -> None:
     feature = dashboard(dash_url)["closed"]["features"][0]
     assert feature["id"] == "C1"
     assert feature["properties"] == {
-        "ticket_id": "C1", "status": "closed", "cluster": "Quarry Road", "region": None,
-        "location_name": None, "assigned_team": "East 1", "owner": "a.otieno",
+        "ticket_id": "C1",
+        "status": "closed",
+        "cluster": "Quarry Road",
+        "region": None,
+        "location_name": None,
+        "assigned_team": "East 1",
+        "owner": "a.otieno",
         "closed_at": eat_text(ANCHOR - 2 * H)[:19].replace(" ", "T") + "+03:00",
-        "mttr_minutes": 90, "sla_status": "Compliant", "geo_source": "cluster",
-    }  # fmt: skip
+        "mttr_minutes": 90,
+        "sla_status": "Compliant",
+        "geo_source": "cluster",
+    }
 
 
 def test_feature_cap_keeps_the_most_urgent_and_says_how_many_were_left_out(dash_url: str) -> None:
@@ -325,12 +395,17 @@ def test_freshness_from_import_meta(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO tickets.import_meta (dataset, metadata, updated_at) VALUES ('inc', %s, %s)",
-            (Jsonb({
-                "source_max_key": "automations/inc/changes/2026-06-15T17-00-00.csv",
-                "source_max_ts": "2026-06-15T17:00:00+03:00",
-                "last_ingest_at": "2026-06-15T14:05:30.123456+00:00",
-            }), datetime(2026, 6, 15, 17, 5, 31, tzinfo=EAT)),
-        )  # fmt: skip
+            (
+                Jsonb(
+                    {
+                        "source_max_key": "automations/inc/changes/2026-06-15T17-00-00.csv",
+                        "source_max_ts": "2026-06-15T17:00:00+03:00",
+                        "last_ingest_at": "2026-06-15T14:05:30.123456+00:00",
+                    }
+                ),
+                datetime(2026, 6, 15, 17, 5, 31, tzinfo=EAT),
+            ),
+        )
     now = datetime(2026, 6, 15, 17, 20, tzinfo=EAT)
     assert dashboard(db_url, p_now=now)["freshness"] == {
         "last_ingest_at": "2026-06-15T17:05:30+03:00",
@@ -343,15 +418,19 @@ def test_freshness_from_import_meta(db_url: str) -> None:
 
 def test_freshness_tolerates_missing_keys_and_a_missing_row(db_url: str) -> None:
     nothing = {
-        "last_ingest_at": None, "minutes_since_ingest": None, "source_max_key": None,
-        "source_max_ts": None, "updated_at": None,
-    }  # fmt: skip
+        "last_ingest_at": None,
+        "minutes_since_ingest": None,
+        "source_max_key": None,
+        "source_max_ts": None,
+        "updated_at": None,
+    }
     assert dashboard(db_url)["freshness"] == nothing
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO tickets.import_meta (dataset, metadata, updated_at) "
-            "VALUES ('inc', '{\"source_max_ts\": \"#VALUE!\"}', %s)", (ANCHOR,),
-        )  # fmt: skip
+            "VALUES ('inc', '{\"source_max_ts\": \"#VALUE!\"}', %s)",
+            (ANCHOR,),
+        )
     got = dashboard(db_url)["freshness"]
     assert got == {**nothing, "updated_at": eat_text(ANCHOR)[:19].replace(" ", "T") + "+03:00"}
 
@@ -362,21 +441,29 @@ def test_freshness_tolerates_missing_keys_and_a_missing_row(db_url: str) -> None
 @pytest.mark.parametrize(
     "args, message, hint",
     [
-        ({"p_window": "last_week"}, "unknown window 'last_week'",
-         "Use one of: today, yesterday, last_7_days, last_30_days, this_month, custom (custom needs p_from and p_to)."),
+        (
+            {"p_window": "last_week"},
+            "unknown window 'last_week'",
+            "Use one of: today, yesterday, last_7_days, last_30_days, this_month, custom (custom needs p_from and p_to).",
+        ),
         ({"p_window": None}, "p_window must not be empty", None),
         ({"p_window": "custom"}, "window 'custom' needs both p_from and p_to", None),
         ({"p_window": "custom", "p_from": date(2026, 6, 1)}, "window 'custom' needs both p_from and p_to", None),
-        ({"p_window": "custom", "p_from": date(2026, 6, 15), "p_to": date(2026, 6, 1)},
-         "p_from (2026-06-15) is after p_to (2026-06-01)",
-         "Both dates are inclusive; for a single day pass the same date twice."),
-        ({"p_window": "today", "p_from": date(2026, 6, 1)},
-         "p_from and p_to only apply to window 'custom' (got window 'today')", None),
+        (
+            {"p_window": "custom", "p_from": date(2026, 6, 15), "p_to": date(2026, 6, 1)},
+            "p_from (2026-06-15) is after p_to (2026-06-01)",
+            "Both dates are inclusive; for a single day pass the same date twice.",
+        ),
+        (
+            {"p_window": "today", "p_from": date(2026, 6, 1)},
+            "p_from and p_to only apply to window 'custom' (got window 'today')",
+            None,
+        ),
         ({"p_status": "opne"}, "unknown status 'opne'", None),
         ({"p_max_features": 0}, "p_max_features must be at least 1 (got 0)", None),
         ({"p_now": None}, "p_now must not be null", None),
     ],
-)  # fmt: skip
+)
 def test_invalid_arguments_raise_22023_with_message_and_hint(
     module_db_url: str, args: dict, message: str, hint: str | None
 ) -> None:
@@ -393,13 +480,27 @@ def test_invalid_arguments_raise_22023_with_message_and_hint(
 # --- closures by engineer (migration 12) -----------------------------------------------
 
 
-def engineer(name_key: str, name: str | None, closures: int, median: int | None, compliant: int,
-             breached: int, rate: float | None, held: int, held_breached: int) -> dict[str, Any]:  # fmt: skip
+def engineer(
+    name_key: str,
+    name: str | None,
+    closures: int,
+    median: int | None,
+    compliant: int,
+    breached: int,
+    rate: float | None,
+    held: int,
+    held_breached: int,
+) -> dict[str, Any]:
     return {
-        name_key: name, "closures": closures, "mttr_median_minutes": median,
-        "sla_compliant": compliant, "sla_breached": breached, "sla_compliance_rate": rate,
-        "open_held": held, "open_breached": held_breached,
-    }  # fmt: skip
+        name_key: name,
+        "closures": closures,
+        "mttr_median_minutes": median,
+        "sla_compliant": compliant,
+        "sla_breached": breached,
+        "sla_compliance_rate": rate,
+        "open_held": held,
+        "open_breached": held_breached,
+    }
 
 
 def test_engineers_today(dash_url: str) -> None:

@@ -26,26 +26,52 @@ BIG_BASELINE_ROWS = 30_000
 
 
 def session_settings(conn: psycopg.Connection) -> dict[str, str]:
-    names = ["client_connection_check_interval", "tcp_keepalives_idle", "tcp_keepalives_interval",
-             "tcp_keepalives_count", "tcp_user_timeout", "idle_in_transaction_session_timeout",
-             "statement_timeout"]  # fmt: skip
-    return dict(conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)",
-                             (names,)).fetchall())  # fmt: skip
+    names = [
+        "client_connection_check_interval",
+        "tcp_keepalives_idle",
+        "tcp_keepalives_interval",
+        "tcp_keepalives_count",
+        "tcp_user_timeout",
+        "idle_in_transaction_session_timeout",
+        "statement_timeout",
+    ]
+    return dict(
+        conn.execute(
+            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)", (names,)
+        ).fetchall()
+    )
 
 
 def test_every_session_abandons_a_dead_peer(db_url: str) -> None:
     with connect(Settings(database_url=db_url)) as conn:
         assert session_settings(conn) == {
-            "client_connection_check_interval": "2000ms", "tcp_keepalives_idle": "30s",
-            "tcp_keepalives_interval": "10s", "tcp_keepalives_count": "3", "tcp_user_timeout": "60000ms",
-            "idle_in_transaction_session_timeout": "600000ms", "statement_timeout": "0ms",
-        }  # fmt: skip
+            "client_connection_check_interval": "2000ms",
+            "tcp_keepalives_idle": "30s",
+            "tcp_keepalives_interval": "10s",
+            "tcp_keepalives_count": "3",
+            "tcp_user_timeout": "60000ms",
+            "idle_in_transaction_session_timeout": "600000ms",
+            "statement_timeout": "0ms",
+        }
         client = conn.info.get_parameters()
-        assert {k: client.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
-                                           "keepalives_count", "tcp_user_timeout", "connect_timeout")} == {
-            "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
-            "keepalives_count": "3", "tcp_user_timeout": "60000", "connect_timeout": "10",
-        }  # fmt: skip
+        assert {
+            k: client.get(k)
+            for k in (
+                "keepalives",
+                "keepalives_idle",
+                "keepalives_interval",
+                "keepalives_count",
+                "tcp_user_timeout",
+                "connect_timeout",
+            )
+        } == {
+            "keepalives": "1",
+            "keepalives_idle": "30",
+            "keepalives_interval": "10",
+            "keepalives_count": "3",
+            "tcp_user_timeout": "60000",
+            "connect_timeout": "10",
+        }
         assert client["application_name"] == "fleettickets"
 
 
@@ -67,8 +93,9 @@ def test_pgoptions_still_apply_when_the_url_has_no_options(db_url: str, monkeypa
 
 def test_a_bad_option_fails_with_a_message_but_no_password(db_url: str) -> None:
     parts = urlsplit(db_url)
-    url = parts._replace(netloc=f"postgres:pw-never-shown@{parts.hostname}:{parts.port}",
-                         query="options=-c%20no_such_setting%3D1").geturl()  # fmt: skip
+    url = parts._replace(
+        netloc=f"postgres:pw-never-shown@{parts.hostname}:{parts.port}", query="options=-c%20no_such_setting%3D1"
+    ).geturl()
     with pytest.raises(ConfigError) as failure:
         connect(Settings(database_url=url))
     assert "DATABASE_URL is not a valid connection string" in str(failure.value)
@@ -88,8 +115,11 @@ def wait_for_statement(conn: psycopg.Connection, pattern: str, timeout: float = 
     """The pid of a fleettickets session running a statement like `pattern`, once one is."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'fleettickets' "
-                           "AND state = 'active' AND query LIKE %s", (pattern,)).fetchone()  # fmt: skip
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'fleettickets' "
+            "AND state = 'active' AND query LIKE %s",
+            (pattern,),
+        ).fetchone()
         if row:
             return int(row[0])
         time.sleep(0.02)
@@ -120,8 +150,9 @@ def test_a_killed_client_loses_its_lock_within_seconds(db_url: str, check_interv
     """The statement would run for minutes; the server cancels it a moment after the client dies."""
     url = db_url + ("?options=-c%20client_connection_check_interval%3D0" if check_interval_off else "")
     sleep = 6 if check_interval_off else 300
-    process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK_IN_A_LONG_STATEMENT, url, str(sleep)],
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK_IN_A_LONG_STATEMENT, url, str(sleep)], stderr=subprocess.PIPE, text=True
+    )
     with psycopg.connect(db_url, autocommit=True) as observer:
         backend = kill_during(observer, process, "SELECT pg_sleep%")
         assert lock_holder(observer, "ingest").pid == backend  # type: ignore[union-attr]
@@ -137,8 +168,9 @@ def test_a_killed_client_loses_its_lock_within_seconds(db_url: str, check_interv
 
 @pytest.fixture(scope="module")
 def big_stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return write_sample_stream(tmp_path_factory.mktemp("big"), baseline_rows=BIG_BASELINE_ROWS,
-                               deltas=2, delta_rows=200)  # fmt: skip
+    return write_sample_stream(
+        tmp_path_factory.mktemp("big"), baseline_rows=BIG_BASELINE_ROWS, deltas=2, delta_rows=200
+    )
 
 
 def test_ingest_killed_mid_merge_then_an_immediate_rerun_loads_everything_once(
@@ -146,19 +178,33 @@ def test_ingest_killed_mid_merge_then_an_immediate_rerun_loads_everything_once(
 ) -> None:
     upload(settings, big_stream)
     env = job_env(settings.database_url, settings)
-    process = subprocess.Popen([sys.executable, "-m", "fleettickets", "ingest", "--apply"], env=env,
-                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleettickets", "ingest", "--apply"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with psycopg.connect(settings.database_url, autocommit=True) as observer:
         backend = kill_during(observer, process, "%INSERT INTO tickets.inc %")
         killed_at = time.monotonic()
-        rerun = subprocess.Popen([sys.executable, "-m", "fleettickets", "ingest", "--apply"], env=env,
-                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        rerun = subprocess.Popen(
+            [sys.executable, "-m", "fleettickets", "ingest", "--apply"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         abandoned = seconds_until_gone(observer, backend)
         _, rerun_log = rerun.communicate(timeout=120)
         rerun_seconds = time.monotonic() - killed_at
         assert rerun.returncode == 0, rerun_log
-        files = observer.execute("SELECT file_key, rows_inserted, rows_updated, run_id, merge_seconds FROM tickets.ingest_files "
-                                 "ORDER BY file_ts").fetchall()  # fmt: skip
+        files = observer.execute(
+            "SELECT file_key, rows_inserted, rows_updated, run_id, merge_seconds FROM tickets.ingest_files "
+            "ORDER BY file_ts"
+        ).fetchall()
         versions = observer.execute("SELECT count(*) FROM tickets.inc_versions").fetchone()[0]
         runs = observer.execute("SELECT status, backend_pid FROM tickets.ingest_runs ORDER BY started_at").fetchall()
     expected = expected_state(big_stream)
@@ -170,8 +216,10 @@ def test_ingest_killed_mid_merge_then_an_immediate_rerun_loads_everything_once(
     assert runs == [("running", backend), ("ok", runs[1][1])]
     assert bucket_keys(settings) == sorted(PREFIX + "processed/" + p.name for p in big_stream)
     assert abandoned < 10, abandoned
-    print(f"SIGKILL mid-merge: session gone {abandoned:.1f} s after the kill, rerun done after {rerun_seconds:.1f} s "
-          f"(its baseline merge took {files[0][4]} s)")
+    print(
+        f"SIGKILL mid-merge: session gone {abandoned:.1f} s after the kill, rerun done after {rerun_seconds:.1f} s "
+        f"(its baseline merge took {files[0][4]} s)"
+    )
 
 
 SLOW_MIGRATION = "-- slow\nCREATE TABLE tickets.slow_done (x int);\nSELECT pg_sleep(300);\n"
@@ -189,8 +237,9 @@ with connect(Settings(database_url=sys.argv[1]), autocommit=True) as conn:
 def test_migrate_killed_mid_migration_then_an_immediate_rerun_completes(empty_db_url: str, tmp_path: Path) -> None:
     folder = migrations_copy(tmp_path)
     (folder / "97_slow.sql").write_text(SLOW_MIGRATION)
-    process = subprocess.Popen([sys.executable, "-c", MIGRATE_FOLDER, empty_db_url, str(folder)],
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", MIGRATE_FOLDER, empty_db_url, str(folder)], stderr=subprocess.PIPE, text=True
+    )
     with psycopg.connect(empty_db_url, autocommit=True) as observer:
         kill_during(observer, process, "%pg_sleep(300)%")
     # Not applied, so it may still change: the rerun finds the lock free, not a dead statement's.

@@ -28,8 +28,11 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = ["run_ingest.sh", "scripts/ensure-deps", "scripts/test", ".ci/run"]
     # Every other shell script in scripts/ (the ones starting with a bash shebang).
-    scripts += [str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").iterdir())
-                if p.name not in ("ensure-deps", "test") and p.read_bytes().startswith(b"#!/usr/bin/env bash")]
+    scripts += [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "scripts").iterdir())
+        if p.name not in ("ensure-deps", "test") and p.read_bytes().startswith(b"#!/usr/bin/env bash")
+    ]
     result = subprocess.run([BIN / "shellcheck", *scripts], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -64,21 +67,37 @@ def test_image_install_steps_give_a_working_fleettickets(tmp_path: Path, empty_d
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"), "UV_PYTHON_DOWNLOADS": "never"}
     env.pop("VIRTUAL_ENV", None)
     for command in syncs:
-        result = subprocess.run([*command.split(), "--python", sys.executable, "--quiet"], cwd=src, env=env,
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        result = subprocess.run(
+            [*command.split(), "--python", sys.executable, "--quiet"],
+            cwd=src,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
     shutil.rmtree(src)  # the image keeps only the environment, not the source
 
     fleettickets = tmp_path / "venv" / "bin" / "fleettickets"
-    installed = subprocess.run([fleettickets, "migrate"], cwd=tmp_path, capture_output=True, text=True,
-                               env={"PATH": "/usr/bin:/bin", "DATABASE_URL": empty_db_url})  # fmt: skip
+    installed = subprocess.run(
+        [fleettickets, "migrate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": empty_db_url},
+    )
     assert installed.returncode == 0, installed.stderr
     assert "applied 11_ingest_ledger.sql" in installed.stdout
     packaged = list((tmp_path / "venv").glob("lib/python*/site-packages/fleettickets/_migrations/*.sql"))
     assert sorted(p.name for p in packaged) == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
     # The map page inlines Leaflet and its own script from the package's data files.
-    drawn = subprocess.run([fleettickets, "map", "--out", "map.html", "--tiles", "none"], cwd=tmp_path,
-                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": empty_db_url})
+    drawn = subprocess.run(
+        [fleettickets, "map", "--out", "map.html", "--tiles", "none"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": empty_db_url},
+    )
     assert drawn.returncode == 0, drawn.stderr
     assert "window.fleetMap" in (tmp_path / "map.html").read_text()
 
@@ -97,8 +116,7 @@ def test_run_ingest_passes_the_exit_status_through(tmp_path: Path, status: int) 
     stub.write_text(f'#!/bin/sh\necho "args: $*"; echo "cwd: $(pwd)"; exit {status}\n')
     stub.chmod(0o755)
     script = wrapper_in(tmp_path / "app")
-    result = subprocess.run([script], cwd="/", capture_output=True, text=True,
-                            env={"PATH": f"{stubs}:/usr/bin:/bin"})  # fmt: skip
+    result = subprocess.run([script], cwd="/", capture_output=True, text=True, env={"PATH": f"{stubs}:/usr/bin:/bin"})
     assert result.returncode == status
     assert result.stdout == f"args: ingest --apply\ncwd: {script.parent}\n"
 
@@ -108,14 +126,17 @@ def test_run_ingest_without_fleettickets_says_so(tmp_path: Path) -> None:
     assert result.returncode == 2 and "fleettickets is not installed here" in result.stderr
 
 
-def test_run_ingest_reads_env_beside_it_and_prints_no_secret(tmp_path: Path, db_url: str, s3_settings: Settings) -> None:
+def test_run_ingest_reads_env_beside_it_and_prints_no_secret(
+    tmp_path: Path, db_url: str, s3_settings: Settings
+) -> None:
     upload(s3_settings, write_sample_stream(tmp_path / "s", baseline_rows=20, deltas=1, delta_rows=5))
     script = wrapper_in(tmp_path / "app")
     settings_env = job_env(db_url, s3_settings, GEOCODER_API_KEY="geo-key-in-dotenv")
     settings_env.pop("PATH")
     (script.parent / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings_env.items()))
-    result = subprocess.run([script], cwd="/", capture_output=True, text=True, timeout=120,
-                            env={"PATH": f"{BIN}:/usr/bin:/bin"})  # fmt: skip
+    result = subprocess.run(
+        [script], cwd="/", capture_output=True, text=True, timeout=120, env={"PATH": f"{BIN}:/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr
     assert "total: 2 files" in result.stdout
     for secret in [s3_settings.s3_secret_access_key, s3_settings.s3_access_key_id, "geo-key-in-dotenv"]:

@@ -102,13 +102,24 @@ def dispatch(conn: psycopg.Connection, lat: float, lng: float, **args: Any) -> d
 
 
 def matching(tickets: list[Ticket], cluster: str | None = None, team: str | None = None) -> list[Ticket]:
-    return [t for t in tickets
-            if (cluster is None or t.cluster.lower() == cluster.strip().lower())
-            and (team is None or t.team.lower() == team.strip().lower())]  # fmt: skip
+    return [
+        t
+        for t in tickets
+        if (cluster is None or t.cluster.lower() == cluster.strip().lower())
+        and (team is None or t.team.lower() == team.strip().lower())
+    ]
 
 
-def expected(tickets: list[Ticket], lat: float, lng: float, limit: int = 10, within_m: int | None = None,
-             cluster: str | None = None, team: str | None = None, order: str = "distance") -> list[tuple[str, int]]:  # fmt: skip
+def expected(
+    tickets: list[Ticket],
+    lat: float,
+    lng: float,
+    limit: int = 10,
+    within_m: int | None = None,
+    cluster: str | None = None,
+    team: str | None = None,
+    order: str = "distance",
+) -> list[tuple[str, int]]:
     placed = [(t, t.metres(lat, lng)) for t in matching(tickets, cluster, team) if t.lat is not None]
     if within_m is not None:
         placed = [(t, d) for t, d in placed if d <= within_m]
@@ -128,8 +139,10 @@ def same(answer: list[tuple[str, int]], model: list[tuple[str, int]]) -> bool:
     )
 
 
-ORIGINS = [(CENTRE[0] + random.Random(k).uniform(-0.1, 0.1), CENTRE[1] + random.Random(-k).uniform(-0.1, 0.1))
-           for k in range(12)]  # fmt: skip
+ORIGINS = [
+    (CENTRE[0] + random.Random(k).uniform(-0.1, 0.1), CENTRE[1] + random.Random(-k).uniform(-0.1, 0.1))
+    for k in range(12)
+]
 
 
 @pytest.mark.parametrize("origin", ORIGINS)
@@ -151,8 +164,19 @@ def test_every_field_of_a_candidate(world: Any) -> None:
     assert payload["generated_at"] == "2026-06-20T12:00:00+03:00"
     for candidate in payload["candidates"]:
         ticket = by_id[candidate["ticket_id"]]
-        assert set(candidate) == {"ticket_id", "cluster", "location_name", "assigned_team", "hours_open",
-                                  "sla_state", "sla_clock_source", "metres", "geo_source", "lng", "lat"}  # fmt: skip
+        assert set(candidate) == {
+            "ticket_id",
+            "cluster",
+            "location_name",
+            "assigned_team",
+            "hours_open",
+            "sla_state",
+            "sla_clock_source",
+            "metres",
+            "geo_source",
+            "lng",
+            "lat",
+        }
         assert (candidate["lat"], candidate["lng"]) == (ticket.lat, ticket.lng)
         assert (candidate["cluster"], candidate["assigned_team"]) == (ticket.cluster, ticket.team)
         assert candidate["location_name"] == f"NW_{ticket.ticket_id}"
@@ -183,8 +207,9 @@ def test_many_tickets_at_one_point_are_ranked_by_ticket_id(world: Any, limit: in
 
 def test_closed_tickets_and_tickets_without_a_point_are_never_offered(world: Any) -> None:
     conn, tickets = world
-    offered = {c["ticket_id"] for origin in (CENTRE, TIE_POINT)
-               for c in dispatch(conn, *origin, p_limit=100)["candidates"]}  # fmt: skip
+    offered = {
+        c["ticket_id"] for origin in (CENTRE, TIE_POINT) for c in dispatch(conn, *origin, p_limit=100)["candidates"]
+    }
     assert not {t for t in offered if t.startswith(("CLOSED", "NOPOINT"))}
     assert dispatch(conn, *CENTRE)["unplaced_open"] == 25
 
@@ -193,8 +218,9 @@ def test_closed_tickets_and_tickets_without_a_point_are_never_offered(world: Any
     "cluster, team",
     [(" kayole ", None), ("PIPELINE", None), (None, "team a"), ("Umoja", "Team B"), ("Nowhere", None)],
 )
-def test_filters_apply_to_candidates_and_to_the_unplaced_count(world: Any, cluster: str | None,
-                                                               team: str | None) -> None:  # fmt: skip
+def test_filters_apply_to_candidates_and_to_the_unplaced_count(
+    world: Any, cluster: str | None, team: str | None
+) -> None:
     conn, tickets = world
     payload = dispatch(conn, *CENTRE, p_limit=25, p_cluster=cluster, p_team=team)
     assert same(got(payload), expected(tickets, *CENTRE, limit=25, cluster=cluster, team=team))
@@ -242,7 +268,7 @@ def test_a_short_list_when_few_tickets_match(world: Any) -> None:
     # with no filter any of the open-ticket GiST indexes serves the walk (a leading
     # filter column left free); with one, the index that leads with it
     [({}, r"inc_open_\w*geog_idx"), ({"p_cluster": "kayole"}, "inc_open_cluster_geog_idx")],
-)  # fmt: skip
+)
 def test_nearest_tickets_come_from_the_gist_index(world: Any, args: dict[str, str], index: str) -> None:
     """The plan walks an open-ticket GiST index in distance order; no sort of every open ticket."""
     conn, _ = world
@@ -258,7 +284,7 @@ def test_nearest_tickets_come_from_the_gist_index(world: Any, args: dict[str, st
         conn.execute("RESET client_min_messages")
         conn.execute("RESET auto_explain.log_min_duration")
     plan = next(p for p in plans if "ORDER BY o.geog <-> v_origin" in p)
-    walk = plan[plan.index("CTE walk"):plan.index("InitPlan")]
+    walk = plan[plan.index("CTE walk") : plan.index("InitPlan")]
     assert re.search(f"Index Scan using {index} ", walk), plan
     assert "Order By: ((geog)::geography <->" in walk
     assert "Sort" not in walk
@@ -289,8 +315,13 @@ def test_bad_arguments_raise_22023_with_a_hint(world: Any, args: dict[str, Any],
 
 
 def run(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fleettickets", *args], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url}, cwd="/")  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "fleettickets", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url},
+        cwd="/",
+    )
 
 
 def test_dispatch_command_prints_the_payload_or_a_table(world: Any, module_db_url: str) -> None:
@@ -300,8 +331,18 @@ def test_dispatch_command_prints_the_payload_or_a_table(world: Any, module_db_ur
     assert result.stdout.count("\n") == 1
     payload = json.loads(result.stdout)
     assert same(got(payload), expected(tickets, *CENTRE, limit=5))  # distances do not depend on the hour
-    table = run("dispatch", "--near", f"{TIE_POINT[0]}, {TIE_POINT[1]}", "--limit", "2",
-                "--within-km", "0.5", "--order", "urgency", url=module_db_url)  # fmt: skip
+    table = run(
+        "dispatch",
+        "--near",
+        f"{TIE_POINT[0]}, {TIE_POINT[1]}",
+        "--limit",
+        "2",
+        "--within-km",
+        "0.5",
+        "--order",
+        "urgency",
+        url=module_db_url,
+    )
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:2] == ["ticket", "metres"]
@@ -312,18 +353,28 @@ def test_dispatch_command_prints_the_payload_or_a_table(world: Any, module_db_ur
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--near", "36.82"], "Error: --near '36.82' is not LAT,LNG: give two decimal numbers, "
-                              "latitude first, e.g. --near -1.2921,36.8219"),
-        (["--near", "136.8,-1.29"], "Error: --near latitude must be between -90 and 90 (got 136.8). "
-                                    "Latitude in decimal degrees (WGS 84); Nairobi is about -1.29. "
-                                    "Check that latitude and longitude are not swapped."),
-        (["--near", "-1.29,36.82", "--limit", "500"],
-         "Error: --limit must be between 1 and 100 (got 500). Ask for at most 100 candidates; the default is 10."),
-        (["--near", "-1.29,36.82", "--order", "urgency"],
-         "Error: --order urgency needs --within-km: it ranks every ticket inside that radius"),
+        (
+            ["--near", "36.82"],
+            "Error: --near '36.82' is not LAT,LNG: give two decimal numbers, "
+            "latitude first, e.g. --near -1.2921,36.8219",
+        ),
+        (
+            ["--near", "136.8,-1.29"],
+            "Error: --near latitude must be between -90 and 90 (got 136.8). "
+            "Latitude in decimal degrees (WGS 84); Nairobi is about -1.29. "
+            "Check that latitude and longitude are not swapped.",
+        ),
+        (
+            ["--near", "-1.29,36.82", "--limit", "500"],
+            "Error: --limit must be between 1 and 100 (got 500). Ask for at most 100 candidates; the default is 10.",
+        ),
+        (
+            ["--near", "-1.29,36.82", "--order", "urgency"],
+            "Error: --order urgency needs --within-km: it ranks every ticket inside that radius",
+        ),
         (["--near", "-1.29,36.82", "--within-km", "0"], "Error: --within-km must be more than 0 (got 0)"),
     ],
-)  # fmt: skip
+)
 def test_dispatch_bad_arguments_are_one_line_and_exit_2(module_db_url: str, args: list[str], message: str) -> None:
     result = run("dispatch", *args, url=module_db_url)
     assert (result.returncode, result.stdout) == (2, "")
@@ -345,11 +396,15 @@ def test_payloads_and_the_documented_example_match_the_schema(world: Any) -> Non
     conn, _ = world
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     validator = jsonschema.Draft202012Validator(SCHEMA)
-    for args in ({}, {"p_limit": 100}, {"p_within_m": 3000, "p_order": "urgency", "p_cluster": "Kayole"},
-                 {"p_cluster": "Nowhere", "p_team": "Team A"}):  # fmt: skip
+    for args in (
+        {},
+        {"p_limit": 100},
+        {"p_within_m": 3000, "p_order": "urgency", "p_cluster": "Kayole"},
+        {"p_cluster": "Nowhere", "p_team": "Team A"},
+    ):
         validator.validate(dispatch(conn, *CENTRE, **args))
     doc = (ROOT / "docs" / "dashboard-api-contract.md").read_text()
-    section = doc[doc.index("## Dispatch"):doc.index("## Over HTTP")]
+    section = doc[doc.index("## Dispatch") : doc.index("## Over HTTP")]
     example = re.search(r"```json\n(.*?)```", section, re.S)
     assert example
     validator.validate(json.loads(example.group(1)))

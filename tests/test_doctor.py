@@ -13,7 +13,9 @@ from tests.stream_tools import job_env, run_cli
 def put_change_file(settings: Settings) -> None:
     from fleettickets.s3 import make_s3_client
 
-    make_s3_client(settings).put_object(Bucket=settings.s3_bucket, Key=f"{settings.changes_prefix}x.csv", Body=b"ticket_id\n")
+    make_s3_client(settings).put_object(
+        Bucket=settings.s3_bucket, Key=f"{settings.changes_prefix}x.csv", Body=b"ticket_id\n"
+    )
 
 
 def doctor(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -30,8 +32,16 @@ def test_a_deployment_set_up_right_passes_every_check(db_url: str, s3_settings: 
     put_change_file(s3_settings)
     code, document = doctor(job_env(db_url, s3_settings), tmp_path)
     assert code == 0, document
-    assert statuses(document) == {"settings": "ok", "database": "ok", "postgis": "ok", "migrations": "ok",
-                                  "reader role": "ok", "clock skew": "ok", "bucket": "ok", "geocoder": "skipped"}  # fmt: skip
+    assert statuses(document) == {
+        "settings": "ok",
+        "database": "ok",
+        "postgis": "ok",
+        "migrations": "ok",
+        "reader role": "ok",
+        "clock skew": "ok",
+        "bucket": "ok",
+        "geocoder": "skipped",
+    }
     assert document["ok"] is True
     assert document["settings"]["RUSTFS_SECRET_ACCESS_KEY"] == {"value": "***", "source": "environment"}
     assert document["settings"]["RUSTFS_REGION"] == {"value": "us-east-1", "source": "default"}
@@ -79,8 +89,11 @@ def test_an_unreachable_database_fails_without_its_password(s3_settings: Setting
 def test_a_malformed_setting_fails_the_settings_check(tmp_path: Path) -> None:
     code, document = doctor({"PATH": "/usr/bin:/bin", "EXPORT_HOURS": "all day"}, tmp_path)
     assert code == 1
-    assert document["checks"][0] == {"name": "settings", "status": "fail",
-                                     "detail": "EXPORT_HOURS must look like 06:00-20:00 (EAT, start-end)"}  # fmt: skip
+    assert document["checks"][0] == {
+        "name": "settings",
+        "status": "fail",
+        "detail": "EXPORT_HOURS must look like 06:00-20:00 (EAT, start-end)",
+    }
 
 
 def test_the_geocoder_key_is_checked_with_one_request(db_url: str, s3_settings: Settings, tmp_path: Path) -> None:

@@ -87,11 +87,30 @@ def psql_binary() -> str:
 def psql(url: str, script: str) -> subprocess.CompletedProcess[str]:
     """`script` through psql with :lng and :lat bound, unaligned rows of tab-separated fields."""
     return subprocess.run(
-        [psql_binary(), url, "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-         "-v", f"lng={LNG}", "-v", f"lat={LAT}", "-f", "-"],
-        input=script, capture_output=True, text=True, timeout=60,
+        [
+            psql_binary(),
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            f"lng={LNG}",
+            "-v",
+            f"lat={LAT}",
+            "-f",
+            "-",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGTZ": "UTC"},
-    )  # fmt: skip
+    )
 
 
 def rows(url: str, statement: str) -> list[list[str]]:
@@ -113,8 +132,9 @@ def end_of_stream(stream: list[Path]) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def ingested(module_db_url: str, stream: list[Path], end_of_stream: datetime,
-             tmp_path_factory: pytest.TempPathFactory) -> str:  # fmt: skip
+def ingested(
+    module_db_url: str, stream: list[Path], end_of_stream: datetime, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     settings = Settings(database_url=module_db_url)
     assert run_ingest(settings, apply=True, local_files=stream).ok
     import_csv(settings, ROOT / "scripts" / "demo-clusters.csv")
@@ -138,8 +158,10 @@ def reader_url(pg_server: str, ingested: str) -> Iterator[str]:
 def tickets(ingested: str, stream: list[Path]) -> dict[str, dict[str, Any]]:
     """Each ticket as the change files say it ends, plus the point the database placed it at."""
     with psycopg.connect(ingested) as conn:
-        points = {r[0]: (r[1], r[2]) for r in conn.execute(
-            "SELECT ticket_id, ST_Y(geom), ST_X(geom) FROM tickets.inc WHERE geom IS NOT NULL")}  # fmt: skip
+        points = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute("SELECT ticket_id, ST_Y(geom), ST_X(geom) FROM tickets.inc WHERE geom IS NOT NULL")
+        }
     found = {}
     for ticket_id, record in expected_state(stream).items():
         clock = model.eat_time(record.get("created_at_service")) or model.eat_time(record.get("first_seen_at"))
@@ -165,8 +187,7 @@ def test_the_readme_gives_exactly_these_queries() -> None:
 
 
 @pytest.mark.parametrize("who", ["owner", "reader"])
-def test_the_map_payload(ingested: str, reader_url: str, tickets: dict[str, Any], stream: list[Path],
-                         who: str) -> None:  # fmt: skip
+def test_the_map_payload(ingested: str, reader_url: str, tickets: dict[str, Any], stream: list[Path], who: str) -> None:
     url = ingested if who == "owner" else reader_url
     open_map = json.loads(rows(url, statements()[MAP_OPEN])[0][0])
     everything = json.loads(rows(url, statements()[MAP_ALL])[0][0])
@@ -176,7 +197,10 @@ def test_the_map_payload(ingested: str, reader_url: str, tickets: dict[str, Any]
     assert [f["id"] for f in everything["features"]] == sorted(placed)
     assert open_map["summary"]["open_only"] is True and everything["summary"]["open_only"] is False
     assert (open_map["summary"]["tickets"], open_map["summary"]["mapped"], open_map["summary"]["unmapped"]) == (
-        len(open_ids), len(open_ids & placed), len(open_ids - placed))  # fmt: skip
+        len(open_ids),
+        len(open_ids & placed),
+        len(open_ids - placed),
+    )
     assert everything["summary"]["tickets"] == len(tickets)
     freshness = open_map["summary"]["freshness"]
     assert freshness["source_max_key"] == PREFIX + "changes/" + stream[-1].name
@@ -184,8 +208,9 @@ def test_the_map_payload(ingested: str, reader_url: str, tickets: dict[str, Any]
 
 
 @pytest.mark.parametrize("who", ["owner", "reader"])
-def test_open_tickets_by_sla_state_and_by_cluster(ingested: str, reader_url: str, tickets: dict[str, Any],
-                                                  who: str) -> None:  # fmt: skip
+def test_open_tickets_by_sla_state_and_by_cluster(
+    ingested: str, reader_url: str, tickets: dict[str, Any], who: str
+) -> None:
     url = ingested if who == "owner" else reader_url
     now = datetime.now(model.EAT)  # every clock in the stream is months old: no state is near a boundary
     open_tickets = [v for v in tickets.values() if v["open"]]
@@ -197,8 +222,11 @@ def test_open_tickets_by_sla_state_and_by_cluster(ingested: str, reader_url: str
     model_clusters = Counter(v["cluster"] for v in open_tickets)
     assert {(c or None): int(n) for c, n, _ in answer} == dict(model_clusters)
     for cluster, _, avg in answer:
-        hours = [(now - v["clock"]).total_seconds() / 3600 for v in open_tickets
-                 if v["cluster"] == (cluster or None) and v["clock"]]  # fmt: skip
+        hours = [
+            (now - v["clock"]).total_seconds() / 3600
+            for v in open_tickets
+            if v["cluster"] == (cluster or None) and v["clock"]
+        ]
         assert (avg == "") == (not hours)
         if hours:
             assert abs(float(avg) - sum(hours) / len(hours)) < 0.2, cluster
@@ -213,19 +241,21 @@ def test_closures_per_day_are_for_the_owner_only(ingested: str, reader_url: str,
 
 
 @pytest.mark.parametrize("who", ["owner", "reader"])
-def test_backlog_over_time(ingested: str, reader_url: str, stream: list[Path], end_of_stream: datetime,
-                           who: str) -> None:  # fmt: skip
+def test_backlog_over_time(
+    ingested: str, reader_url: str, stream: list[Path], end_of_stream: datetime, who: str
+) -> None:
     url = ingested if who == "owner" else reader_url
     answer = [(date.fromisoformat(d), int(o), int(b), int(c)) for d, o, b, c in rows(url, statements()[BACKLOG])]
-    expected = [(r["snapshot_date"], r["open_total"], r["open_breached"], r["closed_today"])
-                for r in reversed(model.daily_rows(stream, end_of_stream))]  # fmt: skip
+    expected = [
+        (r["snapshot_date"], r["open_total"], r["open_breached"], r["closed_today"])
+        for r in reversed(model.daily_rows(stream, end_of_stream))
+    ]
     assert answer == expected
     assert sum(c for *_, c in answer) > 0 and len(answer) >= 2
 
 
 @pytest.mark.parametrize("who", ["owner", "reader"])
-def test_nearest_open_tickets_to_a_vehicle(ingested: str, reader_url: str, tickets: dict[str, Any],
-                                           who: str) -> None:  # fmt: skip
+def test_nearest_open_tickets_to_a_vehicle(ingested: str, reader_url: str, tickets: dict[str, Any], who: str) -> None:
     url = ingested if who == "owner" else reader_url
     answer = rows(url, statements()[NEAREST])
     candidates = {t: v for t, v in tickets.items() if v["open"] and v["point"]}

@@ -8,8 +8,15 @@ import pytest
 from tests.geo_tools import KAYOLE, QUARRY_ROAD, add_ticket
 
 
-def add_location(conn: psycopg.Connection, key: str, lat: float | None, lon: float | None,
-                 status: str = "ok", verified: bool = False, cluster_key: str = "kayole") -> None:  # fmt: skip
+def add_location(
+    conn: psycopg.Connection,
+    key: str,
+    lat: float | None,
+    lon: float | None,
+    status: str = "ok",
+    verified: bool = False,
+    cluster_key: str = "kayole",
+) -> None:
     conn.execute(
         "INSERT INTO tickets.geo_locations (location_key, location_name, cluster_key, latitude, "
         "longitude, status, verified) VALUES (tickets.place_key(%s), %s, %s, %s, %s, %s, %s)",
@@ -20,8 +27,9 @@ def add_location(conn: psycopg.Connection, key: str, lat: float | None, lon: flo
 def add_cluster(conn: psycopg.Connection, key: str, point: tuple[float, float], status: str = "ok") -> None:
     conn.execute(
         "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude, status) "
-        "VALUES (tickets.place_key(%s), %s, %s, %s, %s)", (key, key, *point, status),
-    )  # fmt: skip
+        "VALUES (tickets.place_key(%s), %s, %s, %s, %s)",
+        (key, key, *point, status),
+    )
 
 
 def source(conn: psycopg.Connection, ticket_id: str) -> str | None:
@@ -42,8 +50,10 @@ def test_only_ok_rows_put_a_ticket_on_the_map(conn: psycopg.Connection, status: 
 
 
 def test_rows_without_a_status_keep_working_as_before(conn: psycopg.Connection) -> None:
-    conn.execute("INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude) "
-                 "VALUES ('kayole', 'Kayole', -1.276, 36.914)")  # fmt: skip
+    conn.execute(
+        "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude) "
+        "VALUES ('kayole', 'Kayole', -1.276, 36.914)"
+    )
     add_ticket(conn, "T1", "Kayole", "somewhere")
     assert source(conn, "T1") == "cluster"
 
@@ -76,8 +86,10 @@ def test_cluster_aliases_place_coded_clusters(conn: psycopg.Connection) -> None:
     assert source(conn, "T2") == "cluster"
     assert source(conn, "T3") is None
     # Operators add codes as rows; tickets already loaded move at once.
-    conn.execute("INSERT INTO tickets.cluster_aliases (alias_key, cluster_key) "
-                 "VALUES (tickets.place_key('KYL'), tickets.place_key('Kayole'))")  # fmt: skip
+    conn.execute(
+        "INSERT INTO tickets.cluster_aliases (alias_key, cluster_key) "
+        "VALUES (tickets.place_key('KYL'), tickets.place_key('Kayole'))"
+    )
     assert conn.execute(point, ("T3",)).fetchone() == (KAYOLE[0],)
     conn.execute("DELETE FROM tickets.cluster_aliases WHERE alias_key = 'qoa'")
     assert source(conn, "T1") is None
@@ -86,8 +98,10 @@ def test_cluster_aliases_place_coded_clusters(conn: psycopg.Connection) -> None:
 def test_refreshing_a_cluster_reaches_its_aliases(conn: psycopg.Connection) -> None:
     add_ticket(conn, "T1", "PTMP", None)
     add_ticket(conn, "T2", "Pipeline", None)
-    conn.execute("INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude) "
-                 "VALUES ('pipeline', 'Pipeline', -1.318, 36.896)")  # fmt: skip
+    conn.execute(
+        "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude) "
+        "VALUES ('pipeline', 'Pipeline', -1.318, 36.896)"
+    )
     assert conn.execute("SELECT tickets.refresh_geometry(NULL, ARRAY['pipeline'])").fetchone() == (2,)
     assert (source(conn, "T1"), source(conn, "T2")) == ("cluster", "cluster")
 

@@ -27,7 +27,7 @@ def db(db_url: str) -> str:
             "provider, query, fetched_at) VALUES "
             "('kayole', 'Kayole', -1.276, 36.914, 'ok', 'locationiq', 'Kayole, Nairobi East, Kenya', now()),"
             "('quarry road', 'Quarry Road', -1.2745, 36.842, 'ok', 'locationiq', 'Quarry Road, Nairobi East, Kenya', now())"
-        )  # fmt: skip
+        )
         conn.execute(
             "INSERT INTO tickets.geo_locations (location_key, location_name, cluster_key, latitude, "
             "longitude, status, distance_km, provider, query, fetched_at) VALUES "
@@ -35,7 +35,7 @@ def db(db_url: str) -> str:
             " 'rejected', 301.2, 'locationiq', 'Gikomba Market, Quarry Road, Nairobi East, Kenya', now()),"
             "('nw_kayole_junction_fdt3', 'NW_KAYOLE_JUNCTION_FDT3', 'kayole', -1.2761, 36.9139, "
             " 'ok', 0.02, 'locationiq', 'Kayole Junction, Kayole, Nairobi East, Kenya', now())"
-        )  # fmt: skip
+        )
         conn.execute("SELECT tickets.refresh_geometry()")
     return db_url
 
@@ -61,14 +61,19 @@ def test_export_lists_both_gazetteers_for_review(db: str, tmp_path: Path) -> Non
     assert export_csv(Settings(database_url=db), out) == 4
     records = read(out)
     assert [(r["kind"], r["key"]) for r in records] == [
-        ("cluster", "kayole"), ("cluster", "quarry road"),
-        ("location", "adr_mnt_gikomba_mkt"), ("location", "nw_kayole_junction_fdt3"),
-    ]  # fmt: skip
+        ("cluster", "kayole"),
+        ("cluster", "quarry road"),
+        ("location", "adr_mnt_gikomba_mkt"),
+        ("location", "nw_kayole_junction_fdt3"),
+    ]
     gikomba = by_key(records, "adr_mnt_gikomba_mkt")
     assert {k: gikomba[k] for k in ("status", "verified", "distance_km", "open_tickets", "cluster_key")} == {
-        "status": "rejected", "verified": "false", "distance_km": "301.2", "open_tickets": "1",
+        "status": "rejected",
+        "verified": "false",
+        "distance_km": "301.2",
+        "open_tickets": "1",
         "cluster_key": "quarry road",
-    }  # fmt: skip
+    }
     assert by_key(records, "quarry road")["open_tickets"] == "1"  # the QOA ticket
 
 
@@ -78,9 +83,17 @@ def test_corrected_and_verified_rows_come_back_and_stay(db: str, tmp_path: Path)
     records = read(out)
     by_key(records, "adr_mnt_gikomba_mkt").update(latitude="-1.2831", longitude="36.8372", verified="TRUE")
     by_key(records, "nw_kayole_junction_fdt3")["verified"] = "true"
-    records.append({"kind": "location", "key": "SDUS_PIPELINE_STG", "name": "SDUS_PIPELINE_STG",
-                    "cluster_key": "pipeline", "latitude": "-1.3177", "longitude": "36.8958",
-                    "verified": "true"})  # fmt: skip
+    records.append(
+        {
+            "kind": "location",
+            "key": "SDUS_PIPELINE_STG",
+            "name": "SDUS_PIPELINE_STG",
+            "cluster_key": "pipeline",
+            "latitude": "-1.3177",
+            "longitude": "36.8958",
+            "verified": "true",
+        }
+    )
     write(out, records)
     result = run_cli(["gazetteer", "import", str(out)], {"PATH": "/usr/bin:/bin", "DATABASE_URL": db}, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -144,9 +157,20 @@ def test_bad_files_are_reported_and_nothing_is_applied(db: str, tmp_path: Path) 
 
 def test_unknown_columns_are_refused_through_the_cli(db: str, tmp_path: Path) -> None:
     out = tmp_path / "gazetteer.csv"
-    write(out, [{"kind": "cluster", "key": "kayole", "latitude": "-1.3", "longitude": "36.9",
-                 "verified": "true", "notes": "checked"}],
-          ["kind", "key", "latitude", "longitude", "verified", "notes"])  # fmt: skip
+    write(
+        out,
+        [
+            {
+                "kind": "cluster",
+                "key": "kayole",
+                "latitude": "-1.3",
+                "longitude": "36.9",
+                "verified": "true",
+                "notes": "checked",
+            }
+        ],
+        ["kind", "key", "latitude", "longitude", "verified", "notes"],
+    )
     result = run_cli(["gazetteer", "import", str(out)], {"PATH": "/usr/bin:/bin", "DATABASE_URL": db}, tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: {out}: 1 problem(s); nothing was imported.")
@@ -166,15 +190,21 @@ def test_export_through_the_cli(db: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "body, problem",
     [
-        ("cluster,kayole,-1.27,36.91,true\ncluster,big," + "x" * 140_000 + ",36.9,true\n",
-         "line 3: a cell is 140,000 characters long; gazetteer cells hold at most 10,000"),
-        ('cluster,kayole,-1.27,36.91,true\n"unterminated,k,x,1,true\ncluster,likoni,-4.08,39.66,true\n',
-         "line 3: a quote opened in this record is never closed"),
+        (
+            "cluster,kayole,-1.27,36.91,true\ncluster,big," + "x" * 140_000 + ",36.9,true\n",
+            "line 3: a cell is 140,000 characters long; gazetteer cells hold at most 10,000",
+        ),
+        (
+            'cluster,kayole,-1.27,36.91,true\n"unterminated,k,x,1,true\ncluster,likoni,-4.08,39.66,true\n',
+            "line 3: a quote opened in this record is never closed",
+        ),
         ('cluster,"kay"ole,-1.27,36.91,true\n', "line 2: text follows a closing quote"),
         ("cluster,kayole\u2028east,-1.27,36.91,maybe\n", "line 2: verified must be true or false"),
         ("cluster,kay\x00ole,-1.27,36.91,true\n", "line 2: contains a NUL character"),
-        ('cluster,"kayole\neast",-1.27,36.91,true\ncluster,likoni,x,39.66,true\n',
-         "line 4: coordinates 'x', '39.66' are not numbers"),
+        (
+            'cluster,"kayole\neast",-1.27,36.91,true\ncluster,likoni,x,39.66,true\n',
+            "line 4: coordinates 'x', '39.66' are not numbers",
+        ),
     ],
 )
 def test_every_problem_names_its_real_line_and_nothing_is_imported(

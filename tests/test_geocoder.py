@@ -106,21 +106,16 @@ def connect(server: FakeGeocodeServer, clock: FakeClock, **options: Any) -> Geoc
 # Answers
 
 
-def test_a_hit_becomes_an_ok_answer(
-    hit_server: FakeGeocodeServer, geocoder: Geocoder, provider: str
-) -> None:
+def test_a_hit_becomes_an_ok_answer(hit_server: FakeGeocodeServer, geocoder: Geocoder, provider: str) -> None:
     answer = geocoder.lookup(QUERY)
     expected = {
         "locationiq": (
             0.31001,
-            "Kayole Junction, Kangundo Road, Kayole, Embakasi, Nairobi, "
-            "Nairobi County, 00518, Kenya",
+            "Kayole Junction, Kangundo Road, Kayole, Embakasi, Nairobi, Nairobi County, 00518, Kenya",
         ),
         "opencage": (9.0, "Kayole Junction, Kangundo Road, Nairobi, Kenya"),
     }[provider]
-    assert answer == GeocodeAnswer(
-        "ok", -1.2761094, 36.9139211, expected[0], expected[1], provider, QUERY
-    )
+    assert answer == GeocodeAnswer("ok", -1.2761094, 36.9139211, expected[0], expected[1], provider, QUERY)
     assert isinstance(answer.latitude, float) and isinstance(answer.longitude, float)
 
 
@@ -152,15 +147,11 @@ def test_request_carries_country_limit_key_and_user_agent(
         },
     }[provider]
     assert seen.params == expected
-    assert seen.path == {"locationiq": "/v1/search", "opencage": "/geocode/v1/json"}[
-        provider
-    ]
+    assert seen.path == {"locationiq": "/v1/search", "opencage": "/geocode/v1/json"}[provider]
     assert seen.headers["user-agent"].startswith(f"fleettickets/{__version__}")
 
 
-def test_bias_box_bounds_the_search(
-    hit_server: FakeGeocodeServer, geocoder: Geocoder, provider: str
-) -> None:
+def test_bias_box_bounds_the_search(hit_server: FakeGeocodeServer, geocoder: Geocoder, provider: str) -> None:
     assert geocoder.lookup(QUERY, bias_box=NAIROBI).status == "ok"
     params = hit_server.requests[0].params
     if provider == "locationiq":
@@ -176,9 +167,7 @@ def test_no_result_is_a_cacheable_not_found(
     # The server's default is the provider's own "no result" reply:
     # LocationIQ 404 {"error": "Unable to geocode"}, OpenCage 200 with results [].
     answer = geocoder.lookup("Nowhere Junction, Kenya")
-    assert answer == GeocodeAnswer(
-        "not_found", None, None, None, None, provider, "Nowhere Junction, Kenya"
-    )
+    assert answer == GeocodeAnswer("not_found", None, None, None, None, provider, "Nowhere Junction, Kenya")
     assert geocoder.requests_sent == 1 and len(server.requests) == 1
     assert clock.sleeps == []
 
@@ -190,18 +179,14 @@ def test_locationiq_empty_array_is_not_found(clock: FakeClock) -> None:
             assert geocoder.lookup(QUERY).status == "not_found"
 
 
-def test_query_whitespace_is_normalised_and_blank_is_refused(
-    hit_server: FakeGeocodeServer, geocoder: Geocoder
-) -> None:
+def test_query_whitespace_is_normalised_and_blank_is_refused(hit_server: FakeGeocodeServer, geocoder: Geocoder) -> None:
     assert geocoder.lookup(f"  {QUERY.replace(' ', '   ')} ").query == QUERY
     with pytest.raises(ValueError):
         geocoder.lookup("   ")
     assert geocoder.requests_sent == 1
 
 
-def test_requests_sent_counts_every_attempt(
-    server: FakeGeocodeServer, geocoder: Geocoder, provider: str
-) -> None:
+def test_requests_sent_counts_every_attempt(server: FakeGeocodeServer, geocoder: Geocoder, provider: str) -> None:
     server.enqueue(error(provider, 503, "service unavailable"), hit(provider))
     geocoder.lookup(QUERY)
     geocoder.lookup("Elsewhere, Kenya")
@@ -214,9 +199,7 @@ def test_requests_sent_counts_every_attempt(
 def test_nominatim_needs_no_key(clock: FakeClock) -> None:
     with FakeGeocodeServer("nominatim") as server:
         server.answer("Ruaka Stage, Kenya", hit("nominatim"))
-        with make_geocoder(
-            "nominatim", None, base_url=server.url, clock=clock, sleep=clock.sleep
-        ) as geocoder:
+        with make_geocoder("nominatim", None, base_url=server.url, clock=clock, sleep=clock.sleep) as geocoder:
             answer = geocoder.lookup("Ruaka Stage, Kenya")
             missing = geocoder.lookup("Nowhere, Kenya")
     assert (answer.status, answer.latitude, answer.longitude) == (
@@ -274,12 +257,11 @@ def test_after_a_refusal_no_more_requests_are_sent(
     assert geocoder.requests_sent == 1 == len(server.requests)
 
 
-def test_wrong_key_is_refused_by_the_server(
-    server: FakeGeocodeServer, provider: str, clock: FakeClock
-) -> None:
-    with make_geocoder(
-        provider, "not-the-key", base_url=server.url, clock=clock, sleep=clock.sleep
-    ) as geocoder, pytest.raises(GeocoderAuthError):
+def test_wrong_key_is_refused_by_the_server(server: FakeGeocodeServer, provider: str, clock: FakeClock) -> None:
+    with (
+        make_geocoder(provider, "not-the-key", base_url=server.url, clock=clock, sleep=clock.sleep) as geocoder,
+        pytest.raises(GeocoderAuthError),
+    ):
         geocoder.lookup(QUERY)
 
 
@@ -340,9 +322,7 @@ def test_rate_limit_without_retry_after_backs_off_exponentially(
 
 def test_locationiq_minute_limit_waits_a_minute(clock: FakeClock) -> None:
     with FakeGeocodeServer("locationiq", key=KEYS["locationiq"]) as server:
-        server.enqueue(
-            sample_reply("locationiq_error_rate_limited_minute", 429), hit("locationiq")
-        )
+        server.enqueue(sample_reply("locationiq_error_rate_limited_minute", 429), hit("locationiq"))
         with connect(server, clock) as geocoder:
             assert geocoder.lookup(QUERY).status == "ok"
     assert clock.sleeps == [60.0]
@@ -393,9 +373,7 @@ def test_server_error_then_success(
     assert clock.sleeps == [1.0]
 
 
-def test_backoff_is_capped(
-    server: FakeGeocodeServer, provider: str, clock: FakeClock
-) -> None:
+def test_backoff_is_capped(server: FakeGeocodeServer, provider: str, clock: FakeClock) -> None:
     server.enqueue(*[error(provider, 500, "Internal Server Error")] * 6)
     with (
         connect(server, clock, max_attempts=6, backoff=2.0, max_backoff=10.0) as g,
@@ -442,9 +420,7 @@ def test_unreadable_replies_are_failures_not_answers(
     assert geocoder.requests_sent == 3
 
 
-def test_timeouts_are_retried_then_unavailable(
-    server: FakeGeocodeServer, provider: str, clock: FakeClock
-) -> None:
+def test_timeouts_are_retried_then_unavailable(server: FakeGeocodeServer, provider: str, clock: FakeClock) -> None:
     server.enqueue(slow(hit(provider), 2.0), slow(hit(provider), 2.0))
     with connect(server, clock, timeout=0.2, max_attempts=2) as geocoder:
         with pytest.raises(GeocoderUnavailable, match="timed out"):
@@ -453,9 +429,7 @@ def test_timeouts_are_retried_then_unavailable(
     assert clock.sleeps == [1.0]
 
 
-def test_timeout_then_success(
-    server: FakeGeocodeServer, provider: str, clock: FakeClock
-) -> None:
+def test_timeout_then_success(server: FakeGeocodeServer, provider: str, clock: FakeClock) -> None:
     server.enqueue(slow(hit(provider), 2.0), hit(provider))
     with connect(server, clock, timeout=0.2) as geocoder:
         assert geocoder.lookup(QUERY).status == "ok"
@@ -469,9 +443,7 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("provider", ["locationiq", "opencage"])
-def test_connection_refused_is_retried_then_unavailable(
-    provider: str, clock: FakeClock
-) -> None:
+def test_connection_refused_is_retried_then_unavailable(provider: str, clock: FakeClock) -> None:
     with make_geocoder(
         provider,
         KEYS[provider],
@@ -486,9 +458,7 @@ def test_connection_refused_is_retried_then_unavailable(
     assert clock.sleeps == [1.0, 2.0]
 
 
-def test_bad_request_is_not_retried(
-    server: FakeGeocodeServer, geocoder: Geocoder, provider: str
-) -> None:
+def test_bad_request_is_not_retried(server: FakeGeocodeServer, geocoder: Geocoder, provider: str) -> None:
     server.enqueue(error(provider, 400, "Invalid Request"))
     with pytest.raises(GeocoderError, match="HTTP 400") as caught:
         geocoder.lookup(QUERY)
@@ -499,13 +469,16 @@ def test_bad_request_is_not_retried(
 def test_a_bare_404_is_a_wrong_url_not_a_missing_place(
     server: FakeGeocodeServer, provider: str, clock: FakeClock
 ) -> None:
-    with make_geocoder(
-        provider,
-        KEYS[provider],
-        base_url=server.url + "/wrong/prefix",
-        clock=clock,
-        sleep=clock.sleep,
-    ) as geocoder, pytest.raises(GeocoderError, match="HTTP 404"):
+    with (
+        make_geocoder(
+            provider,
+            KEYS[provider],
+            base_url=server.url + "/wrong/prefix",
+            clock=clock,
+            sleep=clock.sleep,
+        ) as geocoder,
+        pytest.raises(GeocoderError, match="HTTP 404"),
+    ):
         geocoder.lookup(QUERY)
 
 
@@ -559,9 +532,7 @@ def test_lookups_are_spaced_at_the_provider_rate(
     assert clock.sleeps == [1.0, 1.0]
 
 
-def test_retry_wait_also_satisfies_the_limiter(
-    server: FakeGeocodeServer, provider: str, clock: FakeClock
-) -> None:
+def test_retry_wait_also_satisfies_the_limiter(server: FakeGeocodeServer, provider: str, clock: FakeClock) -> None:
     server.enqueue(error(provider, 500, "Internal Server Error"), hit(provider))
     with connect(server, clock, requests_per_second=0.25, backoff=1.0) as geocoder:
         geocoder.lookup(QUERY)
@@ -571,9 +542,7 @@ def test_retry_wait_also_satisfies_the_limiter(
 
 def test_real_clock_spacing(hit_server: FakeGeocodeServer, provider: str) -> None:
     rate = 20.0
-    with make_geocoder(
-        provider, KEYS[provider], base_url=hit_server.url, requests_per_second=rate
-    ) as geocoder:
+    with make_geocoder(provider, KEYS[provider], base_url=hit_server.url, requests_per_second=rate) as geocoder:
         for _ in range(6):
             geocoder.lookup(QUERY)
     # The first request also opens the connection, which delays its arrival and
@@ -609,9 +578,7 @@ def test_redact_masks_key_parameters_and_literal_secrets() -> None:
     masked = "https://us1.locationiq.com/v1/search?key=***&q=Ruaka"
     assert redact(url, [secret]) == masked
     assert redact(f"api_key={secret} then {secret}", [secret]) == "api_key=*** then ***"
-    assert redact("GET /geocode/v1/json?q=x&key=abc123", []) == (
-        "GET /geocode/v1/json?q=x&key=***"
-    )
+    assert redact("GET /geocode/v1/json?q=x&key=abc123", []) == ("GET /geocode/v1/json?q=x&key=***")
     quoted = "pk.7f3a%2B9c%2F1e%3D5b"
     assert secret not in redact(f"{secret} {quoted}", [secret])
     assert quoted not in redact(f"{secret} {quoted}", [secret])
@@ -656,9 +623,10 @@ def test_key_never_leaks(
     key = KEYS[provider]
     options = _scenario(scenario, provider, server)
     options.setdefault("base_url", server.url)
-    with make_geocoder(
-        provider, key, clock=clock, sleep=clock.sleep, max_attempts=3, **options
-    ) as geocoder, pytest.raises(expected) as caught:
+    with (
+        make_geocoder(provider, key, clock=clock, sleep=clock.sleep, max_attempts=3, **options) as geocoder,
+        pytest.raises(expected) as caught,
+    ):
         geocoder.lookup(QUERY)
     exc = caught.value
     if scenario != "refused":

@@ -76,9 +76,10 @@ def test_clusters_place_tickets_through_aliases(seeded: str, server: FakeGeocode
     assert report.statuses == {"ok": 3} and report.requests_sent == 3
     assert sorted(server.queries()) == sorted(
         ["Kayole, Nairobi East, Kenya", "Quarry Road, Nairobi East, Kenya", "Pipeline, Nairobi East, Kenya"]
-    )  # fmt: skip
-    assert all(r.params.get("countrycode" if provider == "opencage" else "countrycodes") == "ke"
-               for r in server.requests)  # fmt: skip
+    )
+    assert all(
+        r.params.get("countrycode" if provider == "opencage" else "countrycodes") == "ke" for r in server.requests
+    )
     saved = rows(seeded, "geo_clusters", "status, provider, query, fetched_at IS NOT NULL, verified")
     assert saved["quarry road"] == ("ok", provider, "Quarry Road, Nairobi East, Kenya", True, False)
     where = placed(seeded)
@@ -87,7 +88,9 @@ def test_clusters_place_tickets_through_aliases(seeded: str, server: FakeGeocode
     assert where["WOT1"] == ("cluster", *KAYOLE)
 
 
-def test_locations_one_request_per_place_bounded_to_the_cluster(clustered: str, server: FakeGeocodeServer, provider: str) -> None:
+def test_locations_one_request_per_place_bounded_to_the_cluster(
+    clustered: str, server: FakeGeocodeServer, provider: str
+) -> None:
     server.answer(JUNCTION_QUERY, hit(provider, KAYOLE_JUNCTION, "Kayole Junction"))
     report = geocode_locations(settings_for(clustered, server), apply=True)
     # Two coded names of Kayole Junction share one request; Gikomba and the
@@ -109,7 +112,9 @@ def test_locations_one_request_per_place_bounded_to_the_cluster(clustered: str, 
     assert saved["adr_mnt_gikomba_mkt"] == ("not_found", "quarry road", None)
 
 
-def test_a_second_run_sends_zero_requests(clustered: str, server: FakeGeocodeServer, provider: str, tmp_path: Path) -> None:
+def test_a_second_run_sends_zero_requests(
+    clustered: str, server: FakeGeocodeServer, provider: str, tmp_path: Path
+) -> None:
     server.answer(JUNCTION_QUERY, hit(provider, KAYOLE_JUNCTION))
     geocode_locations(settings_for(clustered, server), apply=True)
     before = len(server.requests)
@@ -134,8 +139,9 @@ def test_a_second_run_sends_zero_requests(clustered: str, server: FakeGeocodeSer
         (KISUMU, "rejected", "cluster"),  # the wrong city
     ],
 )
-def test_25_km_guard(clustered: str, server: FakeGeocodeServer, provider: str,
-                     point: tuple[float, float], status: str, source: str) -> None:  # fmt: skip
+def test_25_km_guard(
+    clustered: str, server: FakeGeocodeServer, provider: str, point: tuple[float, float], status: str, source: str
+) -> None:
     server.answer(JUNCTION_QUERY, hit(provider, point))
     report = geocode_locations(settings_for(clustered, server), apply=True)
     assert report.statuses[status] == 2
@@ -156,8 +162,9 @@ def test_failed_answers_are_retried_only_when_asked_or_old(clustered: str, serve
     report = geocode_locations(settings, apply=True, retry_failed=True)
     assert len(server.requests) == asked + 3 and report.statuses["ok"] == 2
     with psycopg.connect(clustered, autocommit=True) as conn:
-        conn.execute("UPDATE tickets.geo_locations SET fetched_at = now() - interval '31 days' "
-                     "WHERE status = 'not_found'")  # fmt: skip
+        conn.execute(
+            "UPDATE tickets.geo_locations SET fetched_at = now() - interval '31 days' WHERE status = 'not_found'"
+        )
     assert geocode_locations(settings, apply=True).requests_sent == 2  # default age: 30 days
 
 
@@ -181,7 +188,9 @@ def test_verified_rows_are_never_asked_or_overwritten(clustered: str, server: Fa
     assert placed(clustered)["WOT1"] == ("location", -1.2799, 36.9111)
 
 
-def test_quota_stop_keeps_finished_work_and_exits_0(clustered: str, server: FakeGeocodeServer, provider: str, tmp_path: Path) -> None:
+def test_quota_stop_keeps_finished_work_and_exits_0(
+    clustered: str, server: FakeGeocodeServer, provider: str, tmp_path: Path
+) -> None:
     # Queries go most-open-tickets first, then by key: Gikomba, Kayole Junction, Pipeline.
     server.answer(GIKOMBA_QUERY, hit(provider, (-1.2830, 36.8370), "Gikomba"))
     server.answer(JUNCTION_QUERY, quota_spent(provider))
@@ -194,7 +203,9 @@ def test_quota_stop_keeps_finished_work_and_exits_0(clustered: str, server: Fake
     assert placed(clustered)["WOT3"][0] == "location"
 
 
-def test_refused_key_stops_at_once_keeping_finished_work(clustered: str, server: FakeGeocodeServer, provider: str, tmp_path: Path) -> None:
+def test_refused_key_stops_at_once_keeping_finished_work(
+    clustered: str, server: FakeGeocodeServer, provider: str, tmp_path: Path
+) -> None:
     server.answer(GIKOMBA_QUERY, hit(provider, (-1.2830, 36.8370), "Gikomba"))
     server.answer(JUNCTION_QUERY, invalid_key_reply(provider))
     result = run_cli(["-vv", "geocode-locations", "--apply"], geo_env(clustered, server), tmp_path)
@@ -216,21 +227,32 @@ def test_wrong_key_is_refused_without_leaking(clustered: str, server: FakeGeocod
 
 
 def connect_with(server: FakeGeocodeServer, clock: FakeClock, **options: object):  # type: ignore[no-untyped-def]
-    return make_geocoder(server.provider, KEYS[server.provider], base_url=server.url,
-                         clock=clock, sleep=clock.sleep, **options)  # fmt: skip
+    return make_geocoder(
+        server.provider, KEYS[server.provider], base_url=server.url, clock=clock, sleep=clock.sleep, **options
+    )
 
 
-def test_429_5xx_malformed_and_timeouts_are_retried(clustered: str, server: FakeGeocodeServer, provider: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_429_5xx_malformed_and_timeouts_are_retried(
+    clustered: str, server: FakeGeocodeServer, provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "fleettickets"):  # the CLI's set-up quiets httpx in-process
         caplog.set_level(logging.DEBUG, logger=name)
     clock = FakeClock()
-    limited = Reply(429, {"error": "Rate Limited Second"} if provider == "locationiq"
-                    else {"status": {"code": 429, "message": "too many requests"}, "results": []},
-                    {"Retry-After": "7"})  # fmt: skip
-    server.enqueue(limited, Reply(503, {"error": "busy"}), malformed(), slow(hit(provider, KAYOLE), 1.0),
-                   hit(provider, (-1.2830, 36.8370), "Gikomba"))  # fmt: skip
+    limited = Reply(
+        429,
+        {"error": "Rate Limited Second"}
+        if provider == "locationiq"
+        else {"status": {"code": 429, "message": "too many requests"}, "results": []},
+        {"Retry-After": "7"},
+    )
+    server.enqueue(
+        limited,
+        Reply(503, {"error": "busy"}),
+        malformed(),
+        slow(hit(provider, KAYOLE), 1.0),
+        hit(provider, (-1.2830, 36.8370), "Gikomba"),
+    )
     geocoder = connect_with(server, clock, max_attempts=5, timeout=0.3)
     report = geocode_locations(settings_for(clustered, server), apply=True, limit=1, geocoder=geocoder)
     assert report.statuses == {"ok": 1} and report.requests_sent == 5 and report.left == 2

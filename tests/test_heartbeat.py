@@ -64,8 +64,9 @@ def test_a_successful_run_sends_a_get(db_url: str, s3_settings: Settings, tmp_pa
     assert monitor.pings == [("GET", f"/ping/{TOKEN}", "")]
 
 
-def test_a_failed_run_posts_its_summary_to_fail(db_url: str, s3_settings: Settings, tmp_path: Path,
-                                                monitor: Monitor) -> None:  # fmt: skip
+def test_a_failed_run_posts_its_summary_to_fail(
+    db_url: str, s3_settings: Settings, tmp_path: Path, monitor: Monitor
+) -> None:
     missing = Settings(**{**s3_settings.__dict__, "s3_bucket": "no-such-bucket"})
     result = ingest(db_url, missing, tmp_path, monitor.url)
     assert result.returncode == 1
@@ -81,8 +82,9 @@ def test_a_dry_run_pings_nothing(db_url: str, s3_settings: Settings, tmp_path: P
     assert monitor.pings == []
 
 
-def test_a_run_that_finds_the_lock_held_pings_nothing(db_url: str, s3_settings: Settings, tmp_path: Path,
-                                                      monitor: Monitor) -> None:  # fmt: skip
+def test_a_run_that_finds_the_lock_held_pings_nothing(
+    db_url: str, s3_settings: Settings, tmp_path: Path, monitor: Monitor
+) -> None:
     with psycopg.connect(db_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
         result = ingest(db_url, s3_settings, tmp_path, monitor.url, "--lock-wait", "0")
@@ -90,8 +92,9 @@ def test_a_run_that_finds_the_lock_held_pings_nothing(db_url: str, s3_settings: 
     assert monitor.pings == []
 
 
-def test_an_unreachable_monitor_is_a_warning_and_the_run_succeeds(db_url: str, s3_settings: Settings,
-                                                                  tmp_path: Path) -> None:  # fmt: skip
+def test_an_unreachable_monitor_is_a_warning_and_the_run_succeeds(
+    db_url: str, s3_settings: Settings, tmp_path: Path
+) -> None:
     url = f"http://127.0.0.1:{free_port()}/ping/{TOKEN}"
     result = ingest(db_url, s3_settings, tmp_path, url)
     assert result.returncode == 0, result.stderr
@@ -101,9 +104,14 @@ def test_an_unreachable_monitor_is_a_warning_and_the_run_succeeds(db_url: str, s
 
 def test_geocoding_runs_ping_their_own_monitor(db_url: str, tmp_path: Path, monitor: Monitor) -> None:
     # No cluster to ask about: the provider is never called, the run succeeds.
-    env = {**job_env(db_url, Settings()), "HEARTBEAT_GEOCODE_URL": monitor.url, "HEARTBEAT_URL": "http://127.0.0.1:9/x",
-           "GEOCODER_PROVIDER": "locationiq", "GEOCODER_API_KEY": "pk.test-key-1234",
-           "GEOCODER_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip
+    env = {
+        **job_env(db_url, Settings()),
+        "HEARTBEAT_GEOCODE_URL": monitor.url,
+        "HEARTBEAT_URL": "http://127.0.0.1:9/x",
+        "GEOCODER_PROVIDER": "locationiq",
+        "GEOCODER_API_KEY": "pk.test-key-1234",
+        "GEOCODER_BASE_URL": "http://127.0.0.1:9",
+    }
     result = run_cli(["geocode-clusters", "--apply"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert monitor.pings == [("GET", f"/ping/{TOKEN}", "")]
@@ -115,7 +123,10 @@ def test_the_fail_url_keeps_a_query_string() -> None:
 
 
 def test_the_url_token_is_a_secret_and_the_words_around_it_are_not() -> None:
-    settings = Settings(heartbeat_url=f"https://hc-ping.com/ping/{TOKEN}", heartbeat_geocode_url="https://k.example/api/push/Q7w9Xk2LmN?status=up")
+    settings = Settings(
+        heartbeat_url=f"https://hc-ping.com/ping/{TOKEN}",
+        heartbeat_geocode_url="https://k.example/api/push/Q7w9Xk2LmN?status=up",
+    )
     assert TOKEN in settings.secrets() and "Q7w9Xk2LmN" in settings.secrets()
     assert not {"ping", "https", "push", "status=up"} & set(settings.secrets())
     assert settings.redacted()["HEARTBEAT_URL"] == "***"

@@ -21,8 +21,17 @@ SNAPSHOT_SQL = (
     "SELECT snapshot_date, as_of, open_total, open_breached, open_on_first_seen_clock, opened, closed_today, "
     "open_by_cluster, breached_by_cluster FROM tickets.inc_daily_snapshot ORDER BY snapshot_date"
 )
-COLUMNS = ("snapshot_date", "as_of", "open_total", "open_breached", "open_on_first_seen_clock", "opened",
-           "closed_today", "open_by_cluster", "breached_by_cluster")  # fmt: skip
+COLUMNS = (
+    "snapshot_date",
+    "as_of",
+    "open_total",
+    "open_breached",
+    "open_on_first_seen_clock",
+    "opened",
+    "closed_today",
+    "open_by_cluster",
+    "breached_by_cluster",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +44,15 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """
     today = clock.now().astimezone(model.EAT).replace(tzinfo=None).date()
     start = datetime.combine(today - timedelta(days=7), datetime.min.time()) + timedelta(hours=6)
-    return write_sample_stream(tmp_path_factory.mktemp("history"), baseline_rows=120, deltas=18,
-                               delta_rows=30, start=start, interval_minutes=360,
-                               hard_cases=True)  # fmt: skip
+    return write_sample_stream(
+        tmp_path_factory.mktemp("history"),
+        baseline_rows=120,
+        deltas=18,
+        delta_rows=30,
+        start=start,
+        interval_minutes=360,
+        hard_cases=True,
+    )
 
 
 def snapshot_rows(url: str) -> list[dict[str, Any]]:
@@ -51,8 +66,10 @@ def closure_rows(url: str) -> list[model.Closure]:
             "SELECT ticket_id, observed_at, closed_at, source_key, first_observation, mttr_hours "
             "FROM tickets.closure_events ORDER BY ticket_id, observed_at"
         ).fetchall()
-    return [model.Closure(t, o, c, key.rsplit("/", 1)[-1], first, None if m is None else f"{m:.2f}")
-            for t, o, c, key, first, m in rows]  # fmt: skip
+    return [
+        model.Closure(t, o, c, key.rsplit("/", 1)[-1], first, None if m is None else f"{m:.2f}")
+        for t, o, c, key, first, m in rows
+    ]
 
 
 def today_as_of(rows: list[dict[str, Any]]) -> datetime:
@@ -268,7 +285,10 @@ def test_breach_clock_straddles_48_hours_and_falls_back_to_first_seen(settings: 
     rows = snapshot_rows(settings.database_url)
     assert rows == model.daily_rows(paths, today_as_of(rows))
     assert [(r["open_total"], r["open_breached"], r["open_on_first_seen_clock"]) for r in rows[:3]] == [
-        (4, 2, 2), (2, 2, 1), (4, 3, 1)]  # fmt: skip
+        (4, 2, 2),
+        (2, 2, 1),
+        (4, 3, 1),
+    ]
     assert [(r["opened"], r["closed_today"]) for r in rows[:3]] == [(4, 0), (0, 2), (1, 0)]
     assert (rows[-1]["open_total"], rows[-1]["open_breached"]) == (4, 3)
 
@@ -330,9 +350,15 @@ def test_same_day_captures_carry_the_row_forward_exactly(
         paths.append(tmp_path / f"{stamp.strftime('%Y-%m-%dT%H-%M-%S')}.csv")
         paths[-1].write_text(header + "\n".join(lines) + "\n")
     # (files ingested before the capture, capture instant, expect the incremental path)
-    steps = [(1, at(0, 7), False), (2, at(0, 7, 30), True), (3, at(0, 9), True), (4, at(0, 13), True),
-             (4, at(0, 13), True), (4, at(0, 23, 59) + timedelta(seconds=59), True),
-             (4, at(1, 8), False)]  # fmt: skip
+    steps = [
+        (1, at(0, 7), False),
+        (2, at(0, 7, 30), True),
+        (3, at(0, 9), True),
+        (4, at(0, 13), True),
+        (4, at(0, 13), True),
+        (4, at(0, 23, 59) + timedelta(seconds=59), True),
+        (4, at(1, 8), False),
+    ]
     ingested = 0
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("SET track_functions = 'all'")
@@ -356,8 +382,9 @@ def test_same_day_captures_carry_the_row_forward_exactly(
             assert [tuple(rows[-1].values())] == full, instant
     final = snapshot_rows(settings.database_url)
     assert [(r["open_total"], r["open_breached"], r["opened"], r["closed_today"]) for r in final] == [
-        (6, 2, 7, 3), (6, 3, 0, 0)]  # fmt: skip
-
+        (6, 2, 7, 3),
+        (6, 3, 0, 0),
+    ]
 
 
 def test_files_stamped_weeks_back_carry_the_past_days_exactly(
@@ -372,18 +399,26 @@ def test_files_stamped_weeks_back_carry_the_past_days_exactly(
     monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
     now = clock.now()
     start = datetime.combine(now.astimezone(model.EAT).date() - timedelta(days=60), datetime.min.time())
-    files = write_sample_stream(tmp_path / "stream", baseline_rows=150, deltas=6, delta_rows=40,
-                                start=start + timedelta(hours=6), interval_minutes=7 * 24 * 60 + 130,
-                                hard_cases=True)  # fmt: skip
+    files = write_sample_stream(
+        tmp_path / "stream",
+        baseline_rows=150,
+        deltas=6,
+        delta_rows=40,
+        start=start + timedelta(hours=6),
+        interval_minutes=7 * 24 * 60 + 130,
+        hard_cases=True,
+    )
     older = tmp_path / (model.file_time(files[0]) - timedelta(days=3, hours=5)).strftime("%Y-%m-%dT%H-%M-%S.csv")
     older.write_bytes(files[1].read_bytes())
     # (files ingested before the capture, capture instant, expect past days carried)
-    steps = [([files[0]], now, False),
-             ([files[1], files[2]], now + timedelta(hours=1), True),
-             ([files[4], files[5]], now + timedelta(hours=2), True),
-             ([files[3]], now + timedelta(days=1, hours=-1), True),  # late, and a new day
-             ([older], now + timedelta(days=1), True),  # before the baseline: days with no row yet
-             ([files[6]], now + timedelta(days=1), True)]  # fmt: skip
+    steps = [
+        ([files[0]], now, False),
+        ([files[1], files[2]], now + timedelta(hours=1), True),
+        ([files[4], files[5]], now + timedelta(hours=2), True),
+        ([files[3]], now + timedelta(days=1, hours=-1), True),  # late, and a new day
+        ([older], now + timedelta(days=1), True),  # before the baseline: days with no row yet
+        ([files[6]], now + timedelta(days=1), True),
+    ]
     seen: list[Path] = []
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("SET track_functions = 'all'")
@@ -437,10 +472,13 @@ def test_a_first_load_is_captured_in_one_pass_with_the_general_answers(
             assert function_calls(conn, FIRST_LOAD) > calls
         rows, events = snapshot_rows(settings.database_url), conn.execute(EVENT_SQL).fetchall()
         # Built after the rows, every index of the table is back as it was.
-        assert conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tickets' "
-            "AND tablename = 'closure_events' ORDER BY 1"
-        ).fetchall() == indexes
+        assert (
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tickets' "
+                "AND tablename = 'closure_events' ORDER BY 1"
+            ).fetchall()
+            == indexes
+        )
         assert conn.execute(
             "SELECT contype FROM pg_constraint WHERE conrelid = 'tickets.closure_events'::regclass"
         ).fetchall() == [("p",)]

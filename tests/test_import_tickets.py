@@ -22,13 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
         ("--from-bucket --apply", [["ingest", "--apply"]]),
         ("--from-bucket", [["ingest"]]),
         ("--apply", [["ingest", "--apply"]]),
-        ("--inc-csv a.csv --inc-csv b.csv --apply", [["ingest", "--apply", "--inc-csv", "a.csv", "--inc-csv", "b.csv"]]),
+        (
+            "--inc-csv a.csv --inc-csv b.csv --apply",
+            [["ingest", "--apply", "--inc-csv", "a.csv", "--inc-csv", "b.csv"]],
+        ),
         ("--geocode-clusters --apply", [["geocode-clusters", "--apply"]]),
         ("--geocode-locations", [["geocode-locations"]]),
         ("--capture-history --apply", [["capture-history", "--apply"]]),
         ("--from-bucket --capture-history --apply", [["ingest", "--apply"], ["capture-history", "--apply"]]),
     ],
-)  # fmt: skip
+)
 def test_old_flags_map_to_commands(old: str, new: list[list[str]]) -> None:
     assert commands(parse(old.split())) == new
 
@@ -39,8 +42,12 @@ def test_the_deployed_cron_line_ingests_the_bucket(db_url: str, s3_settings: Set
     upload(settings, stream)
     result = subprocess.run(
         [sys.executable, "import_tickets.py", "--from-bucket", "--apply"],
-        capture_output=True, text=True, cwd=ROOT, env=job_env(db_url, settings), timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=job_env(db_url, settings),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "running `fleettickets ingest --apply`" in result.stderr.splitlines()[0]
     assert db_state(db_url) == expected_state(stream)
@@ -50,6 +57,10 @@ def test_the_deployed_cron_line_ingests_the_bucket(db_url: str, s3_settings: Set
 def test_a_failing_command_passes_its_exit_status_on(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "import_tickets.py"), "--apply"],
-        capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert result.returncode == 2 and "are not set" in result.stderr

@@ -34,8 +34,9 @@ from tests.stream_tools import (
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Baseline + 6 deltas carrying every hard case of the feed contract."""
-    return write_sample_stream(tmp_path_factory.mktemp("stream"), baseline_rows=120,
-                               deltas=6, delta_rows=30, hard_cases=True)  # fmt: skip
+    return write_sample_stream(
+        tmp_path_factory.mktemp("stream"), baseline_rows=120, deltas=6, delta_rows=30, hard_cases=True
+    )
 
 
 def names(paths: list[Path]) -> list[str]:
@@ -70,7 +71,9 @@ def test_baseline_and_deltas_end_to_end(settings: Settings, stream: list[Path]) 
     assert run == [("ok", 7, 7)]
 
 
-def test_rerun_is_a_noop_and_unchanged_rows_keep_ingested_at(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_rerun_is_a_noop_and_unchanged_rows_keep_ingested_at(
+    settings: Settings, stream: list[Path], tmp_path: Path
+) -> None:
     upload(settings, stream[:3])
     run_ingest(settings, apply=True)
     before = fingerprint(settings.database_url)
@@ -132,9 +135,17 @@ def test_late_file_never_overwrites_a_newer_version(settings: Settings, stream: 
 
 @pytest.mark.parametrize(
     "crash_at",
-    ["before-file:2", "mid-copy:1", "mid-copy:4", "before-commit:3", "after-commit:1",
-     "after-commit:4", "before-archive:1", "before-archive:5"],
-)  # fmt: skip
+    [
+        "before-file:2",
+        "mid-copy:1",
+        "mid-copy:4",
+        "before-commit:3",
+        "after-commit:1",
+        "after-commit:4",
+        "before-archive:1",
+        "before-archive:5",
+    ],
+)
 def test_crash_at_any_step_then_resume_matches_an_uninterrupted_run(
     settings: Settings, stream: list[Path], tmp_path: Path, crash_at: str
 ) -> None:
@@ -190,7 +201,9 @@ def test_a_crashed_run_is_visible_as_unfinished(settings: Settings, stream: list
         assert conn.execute("SELECT count(*) FROM tickets.inc").fetchone() == (0,)
 
 
-def test_second_runner_waits_then_exits_naming_the_holder(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_second_runner_waits_then_exits_naming_the_holder(
+    settings: Settings, stream: list[Path], tmp_path: Path
+) -> None:
     upload(settings, stream[:2])
     with psycopg.connect(settings.database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
@@ -198,27 +211,39 @@ def test_second_runner_waits_then_exits_naming_the_holder(settings: Settings, st
         pid = holder.info.backend_pid
         before = fingerprint(settings.database_url)
         started = time.monotonic()
-        result = run_cli(["ingest", "--apply", "--lock-wait", "1.5"], job_env(settings.database_url, settings),
-                         tmp_path, timeout=30)  # fmt: skip
+        result = run_cli(
+            ["ingest", "--apply", "--lock-wait", "1.5"], job_env(settings.database_url, settings), tmp_path, timeout=30
+        )
         waited = time.monotonic() - started
         assert result.returncode == EXIT_LOCKED
         assert 1.5 <= waited < 20
         error = result.stderr.strip().splitlines()[-1]
         assert error.startswith("Error: another fleettickets ingest run holds the lock (waited 1.5 s for it)")
-        for fact in (f"backend pid {pid}", "run live-run, holding it since 20", "state idle since ",
-                     f"SELECT pg_terminate_backend({pid});"):  # fmt: skip
+        for fact in (
+            f"backend pid {pid}",
+            "run live-run, holding it since 20",
+            "state idle since ",
+            f"SELECT pg_terminate_backend({pid});",
+        ):
             assert fact in error, error
         assert fingerprint(settings.database_url) == before
         assert bucket_keys(settings) == sorted(PREFIX + "changes/" + n for n in names(stream[:2]))
 
 
-def test_a_lock_freed_within_the_wait_lets_the_run_proceed(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_a_lock_freed_within_the_wait_lets_the_run_proceed(
+    settings: Settings, stream: list[Path], tmp_path: Path
+) -> None:
     upload(settings, stream[:2])
     holder = psycopg.connect(settings.database_url, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("ingest"),))
-    run = subprocess.Popen([sys.executable, "-m", "fleettickets", "ingest", "--apply", "--lock-wait", "60"],
-                           env=job_env(settings.database_url, settings), cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-m", "fleettickets", "ingest", "--apply", "--lock-wait", "60"],
+        env=job_env(settings.database_url, settings),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert run.stderr is not None
     seen = [run.stderr.readline() for _ in range(1)]
     while seen[-1] and "waiting up to 60 s" not in seen[-1]:
@@ -235,8 +260,10 @@ def test_two_concurrent_runs_apply_each_file_once(settings: Settings, stream: li
     upload(settings, stream)
     env = job_env(settings.database_url, settings)
     results: list = []
-    threads = [threading.Thread(target=lambda: results.append(run_cli(["ingest", "--apply", "--json"], env, tmp_path)))
-               for _ in range(2)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda: results.append(run_cli(["ingest", "--apply", "--json"], env, tmp_path)))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -248,19 +275,32 @@ def test_two_concurrent_runs_apply_each_file_once(settings: Settings, stream: li
     assert db_state(settings.database_url) == expected_state(stream)
 
 
-def test_listing_skips_debris_and_never_reads_legacy_files(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_listing_skips_debris_and_never_reads_legacy_files(
+    settings: Settings, stream: list[Path], tmp_path: Path
+) -> None:
     from fleettickets.s3 import make_s3_client
 
     client = make_s3_client(settings)
     upload(settings, stream[:1])
     upload(settings, stream[1:2], folder="")  # legacy snapshot at the prefix root
-    for key in ["changes/.keep", "changes/latest.json", "changes/old/2026-06-01T06-00-00.csv",
-                "changes/2026-06-15T06-00.csv", "changes/2026-02-30T06-00-00.csv"]:  # fmt: skip
+    for key in [
+        "changes/.keep",
+        "changes/latest.json",
+        "changes/old/2026-06-01T06-00-00.csv",
+        "changes/2026-06-15T06-00.csv",
+        "changes/2026-02-30T06-00-00.csv",
+    ]:
         client.put_object(Bucket=settings.s3_bucket, Key=PREFIX + key, Body=b"x")
     result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"applied {PREFIX}changes/{stream[0].name}" in result.stdout
-    for key in [".keep", "latest.json", "old/2026-06-01T06-00-00.csv", "2026-06-15T06-00.csv", "2026-02-30T06-00-00.csv"]:
+    for key in [
+        ".keep",
+        "latest.json",
+        "old/2026-06-01T06-00-00.csv",
+        "2026-06-15T06-00.csv",
+        "2026-02-30T06-00-00.csv",
+    ]:
         assert f"skipped {PREFIX}changes/{key}:" in result.stdout
     assert PREFIX + stream[1].name in bucket_keys(settings)
     assert db_state(settings.database_url) == expected_state(stream[:1])
@@ -285,8 +325,9 @@ def test_bad_file_stops_the_stream_and_says_where(settings: Settings, stream: li
     upload(settings, [stream[0], bad, stream[2]])
     result = run_cli(["ingest", "--apply"], job_env(settings.database_url, settings), tmp_path)
     assert result.returncode == 1
-    assert (f"Error: {PREFIX}changes/2026-06-15T06-30-00.csv, line 1: "
-            "header has no ticket_id column (found: id, cluster)") in result.stderr, result.stderr
+    assert (
+        f"Error: {PREFIX}changes/2026-06-15T06-30-00.csv, line 1: header has no ticket_id column (found: id, cluster)"
+    ) in result.stderr, result.stderr
     assert "later files wait behind it" in result.stderr
     assert db_state(settings.database_url) == expected_state([stream[0]])
     keys = bucket_keys(settings)
@@ -307,7 +348,9 @@ def test_rejected_rows_are_reported_with_file_and_line(settings: Settings, tmp_p
     assert sorted(db_state(settings.database_url)) == ["WOT1", "WOT2"]
 
 
-def test_local_file_then_same_file_in_bucket_is_only_archived(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_local_file_then_same_file_in_bucket_is_only_archived(
+    settings: Settings, stream: list[Path], tmp_path: Path
+) -> None:
     env = job_env(settings.database_url, settings)
     local = run_cli(["ingest", "--apply", "--inc-csv", str(stream[0])], env, tmp_path)
     assert local.returncode == 0, local.stderr
@@ -317,7 +360,9 @@ def test_local_file_then_same_file_in_bucket_is_only_archived(settings: Settings
     assert summary["files"] == [] and summary["archived"] == [PREFIX + "changes/" + stream[0].name]
 
 
-def test_replaced_object_under_an_applied_key_is_refused(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
+def test_replaced_object_under_an_applied_key_is_refused(
+    settings: Settings, stream: list[Path], tmp_path: Path
+) -> None:
     upload(settings, stream[:1])
     env = job_env(settings.database_url, settings)
     assert run_cli(["ingest", "--apply"], env, tmp_path).returncode == 0
@@ -373,8 +418,11 @@ def test_wide_files_and_odd_column_names_keep_every_column(settings: Settings, t
 def test_unreachable_bucket_is_one_clear_line(db_url: str, tmp_path: Path) -> None:
     from fleettickets_dev.localdb import free_port
 
-    dead = Settings(s3_endpoint=f"http://127.0.0.1:{free_port()}", s3_access_key_id="AKIDEXAMPLE1",
-                    s3_secret_access_key="TopSecretValue")  # fmt: skip
+    dead = Settings(
+        s3_endpoint=f"http://127.0.0.1:{free_port()}",
+        s3_access_key_id="AKIDEXAMPLE1",
+        s3_secret_access_key="TopSecretValue",
+    )
     result = run_cli(["ingest", "--apply"], job_env(db_url, dead), tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("Error: cannot list s3://tickets/automations/inc/changes/")
@@ -387,9 +435,11 @@ def test_one_file_with_new_changed_identical_and_stale_tickets(settings: Setting
     """Each row of a delta takes exactly one path, and only new and changed rows make versions."""
     header = "ticket_id,raw_status,cluster,location_name,latitude,longitude\n"
     first = tmp_path / "2026-06-15T06-00-00.csv"
-    first.write_text(header + "INC-1,Open,Nairobi,Site A,-1.29,36.82\n"
-                              "INC-2,Open,Nairobi,Site B,-1.30,36.80\n"
-                              "INC-3,Open,Mombasa,Site C,-4.05,39.66\n")  # fmt: skip
+    first.write_text(
+        header + "INC-1,Open,Nairobi,Site A,-1.29,36.82\n"
+        "INC-2,Open,Nairobi,Site B,-1.30,36.80\n"
+        "INC-3,Open,Mombasa,Site C,-4.05,39.66\n"
+    )
     newer = tmp_path / "2026-06-15T08-00-00.csv"
     newer.write_text(header + "INC-3,Closed,Mombasa,Site C,-4.05,39.66\n")
     run_ingest(settings, apply=True, local_files=[first, newer])
@@ -398,23 +448,33 @@ def test_one_file_with_new_changed_identical_and_stale_tickets(settings: Setting
 
     # INC-1 changes, INC-2 is identical, INC-3 holds a newer version already, INC-4 is new.
     delta = tmp_path / "2026-06-15T07-00-00.csv"
-    delta.write_text(header + "INC-1,Resolved,Nairobi,Site A,-1.29,36.82\n"
-                              "INC-2,Open,Nairobi,Site B,-1.30,36.80\n"
-                              "INC-3,Pending,Mombasa,Site C,-4.05,39.66\n"
-                              "INC-4,Open,Kisumu,Site D,-0.09,34.77\n")  # fmt: skip
+    delta.write_text(
+        header + "INC-1,Resolved,Nairobi,Site A,-1.29,36.82\n"
+        "INC-2,Open,Nairobi,Site B,-1.30,36.80\n"
+        "INC-3,Pending,Mombasa,Site C,-4.05,39.66\n"
+        "INC-4,Open,Kisumu,Site D,-0.09,34.77\n"
+    )
     result = run_ingest(settings, apply=True, local_files=[delta]).files[0]
     assert (result.inserted, result.updated, result.unchanged, result.stale) == (1, 1, 1, 1)
     assert result.versions == 3, "INC-1 and INC-4, and INC-3's late version"
 
     with psycopg.connect(settings.database_url) as conn:
-        rows = {r[0]: r[1:] for r in conn.execute(
-            "SELECT ticket_id, raw ->> 'raw_status', source_key, ingested_at, geom IS NOT NULL "
-            "FROM tickets.inc")}  # fmt: skip
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT ticket_id, raw ->> 'raw_status', source_key, ingested_at, geom IS NOT NULL FROM tickets.inc"
+            )
+        }
         versions = conn.execute(
             "SELECT ticket_id, raw ->> 'raw_status' FROM tickets.inc_versions "
-            "WHERE source_key LIKE '%%07-00-00.csv' ORDER BY ticket_id").fetchall()  # fmt: skip
+            "WHERE source_key LIKE '%%07-00-00.csv' ORDER BY ticket_id"
+        ).fetchall()
     assert {t: r[0] for t, r in rows.items()} == {
-        "INC-1": "RESOLVED", "INC-2": "OPEN", "INC-3": "CLOSED", "INC-4": "OPEN"}
+        "INC-1": "RESOLVED",
+        "INC-2": "OPEN",
+        "INC-3": "CLOSED",
+        "INC-4": "OPEN",
+    }
     assert rows["INC-2"][1].endswith(delta.name), "an identical row takes the newer file's stamp"
     assert rows["INC-2"][2] == before["INC-2"], "and keeps its ingested_at"
     assert rows["INC-1"][2] > before["INC-1"]

@@ -37,17 +37,46 @@ BASELINE_NAME = f"{_RECENT:%Y-%m-%dT%H-%M-%S}.csv"
 FILE_NAME = f"{_RECENT + timedelta(minutes=20):%Y-%m-%dT%H-%M-%S}.csv"
 BASELINE = b"ticket_id,region,raw_status,cluster\nT1,Nairobi,Open,Kayole\nT2,Coast,Open,Likoni\nT3,Rift,Closed,Nakuru\n"
 TICKETS = ["T1", "T2", "T4", " T5 ", "t5", "WOT0715527"]
-KNOWN_COLUMNS = ["region", "raw_status", "is_alarm", "cluster", "location_name", "owner", "department",
-                 "normalized_status"]  # fmt: skip
-TABLES = ("inc", "inc_versions", "closure_events", "inc_daily_snapshot", "ingest_files", "ingest_runs",
-          "import_meta")  # fmt: skip
+KNOWN_COLUMNS = [
+    "region",
+    "raw_status",
+    "is_alarm",
+    "cluster",
+    "location_name",
+    "owner",
+    "department",
+    "normalized_status",
+]
+TABLES = ("inc", "inc_versions", "closure_events", "inc_daily_snapshot", "ingest_files", "ingest_runs", "import_meta")
 
 # Text a hostile exporter can put in a cell or a name: CSV syntax, '%', quotes, every line
 # break, U+2028, a BOM, NUL, scripts and emoji.
-HOSTILE = st.sampled_from([",", '"', '""', "\n", "\r", "\r\n", "%", "%s", "%(file_key)s", "\u2028", "\ufeff",
-                           "\x00", " ", "é", "ß", "İ", "\U0001f600", "{raw}", "'", ";", "\t"])  # fmt: skip
-PLAIN = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00\r\n"),
-                max_size=8)  # fmt: skip
+HOSTILE = st.sampled_from(
+    [
+        ",",
+        '"',
+        '""',
+        "\n",
+        "\r",
+        "\r\n",
+        "%",
+        "%s",
+        "%(file_key)s",
+        "\u2028",
+        "\ufeff",
+        "\x00",
+        " ",
+        "é",
+        "ß",
+        "İ",
+        "\U0001f600",
+        "{raw}",
+        "'",
+        ";",
+        "\t",
+    ]
+)
+PLAIN = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00\r\n"), max_size=8)
 VALUE = st.one_of(
     PLAIN,
     st.lists(st.one_of(PLAIN, HOSTILE), max_size=4).map("".join),
@@ -56,8 +85,21 @@ VALUE = st.one_of(
 )
 NAME = st.one_of(
     st.sampled_from(KNOWN_COLUMNS),
-    st.sampled_from(["SLA %", "%s", "%(file_key)s", 'say "hi"', "with,comma", " padded ", "Ünïcode",
-                     "line\nbreak", "n" * 3000, "%%", "$1"]),  # fmt: skip
+    st.sampled_from(
+        [
+            "SLA %",
+            "%s",
+            "%(file_key)s",
+            'say "hi"',
+            "with,comma",
+            " padded ",
+            "Ünïcode",
+            "line\nbreak",
+            "n" * 3000,
+            "%%",
+            "$1",
+        ]
+    ),
     PLAIN.map(lambda s: s if s.strip() else f"c{s}"),
 )
 
@@ -82,8 +124,16 @@ def change_files(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         values = [draw(VALUE) for _ in names]
         if "ticket_id" in [n.strip() for n in names]:
             at = [n.strip() for n in names].index("ticket_id")
-            values[at] = draw(st.one_of(st.sampled_from(TICKETS), st.just(""), st.just("   "),
-                                        st.just("W" * 101), st.just("EXPORT STOPPED"), VALUE))  # fmt: skip
+            values[at] = draw(
+                st.one_of(
+                    st.sampled_from(TICKETS),
+                    st.just(""),
+                    st.just("   "),
+                    st.just("W" * 101),
+                    st.just("EXPORT STOPPED"),
+                    VALUE,
+                )
+            )
         shape = draw(st.integers(0, 29))
         if shape == 0:
             values.append(draw(VALUE))  # one field too many
@@ -140,11 +190,15 @@ def reset(url: str) -> None:
             keep = " WHERE ticket_id <> 'KEPT'" if table in ("inc", "inc_versions") else ""
             conn.execute(f"DELETE FROM tickets.{table}{keep}")
         conn.execute("UPDATE tickets.history_state SET captured_version_id = 0, captured_now = NULL")
-        conn.execute("INSERT INTO tickets.inc (ticket_id, raw) VALUES ('KEPT', '{\"ticket_id\": \"KEPT\"}') "
-                     "ON CONFLICT DO NOTHING")  # fmt: skip
-        conn.execute("INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw) "
-                     "VALUES ('KEPT', %s, 'kept', '{\"ticket_id\": \"KEPT\"}') ON CONFLICT DO NOTHING",
-                     (_RECENT - timedelta(days=1),))  # fmt: skip
+        conn.execute(
+            "INSERT INTO tickets.inc (ticket_id, raw) VALUES ('KEPT', '{\"ticket_id\": \"KEPT\"}') "
+            "ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw) "
+            "VALUES ('KEPT', %s, 'kept', '{\"ticket_id\": \"KEPT\"}') ON CONFLICT DO NOTHING",
+            (_RECENT - timedelta(days=1),),
+        )
 
 
 def snapshot(url: str) -> dict[str, Any]:
@@ -155,12 +209,14 @@ def snapshot(url: str) -> dict[str, Any]:
             "ledger": conn.execute(
                 "SELECT file_key, rows_read, rows_inserted + rows_updated + rows_unchanged + rows_stale, "
                 "duplicates_in_file, alarms_dropped, sentinels_dropped, rows_rejected, rejections "
-                "FROM tickets.ingest_files ORDER BY file_ts").fetchall(),  # fmt: skip
+                "FROM tickets.ingest_files ORDER BY file_ts"
+            ).fetchall(),
             "watermark": conn.execute("SELECT metadata ->> 'source_max_key' FROM tickets.import_meta").fetchall(),
             "widest_typed": conn.execute(
                 "SELECT coalesce(max(greatest(octet_length(cluster), octet_length(owner), octet_length(region), "
                 "octet_length(location_name), octet_length(raw_status), octet_length(normalized_status))), 0) "
-                "FROM tickets.inc").fetchone()[0],  # fmt: skip
+                "FROM tickets.inc"
+            ).fetchone()[0],
         }
 
 
@@ -180,9 +236,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
 
 
-@hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                            HealthCheck.data_too_large])  # fmt: skip
+@hypothesis_settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(generated=change_files())
 # Regression corpus: every failing example found on the way.
 @example(generated=(b'ticket_id,a,b\nA,"x,y\nB,1,2\nC,3,4\n', ["open_quote"]))
@@ -190,7 +249,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @example(generated=(b"ticket_id,SLA %,%s,%(file_key)s\nT1,1,2,3\n", []))
 @example(generated=(b"ticket_id,cluster\n" + b"W" * 101 + b",x\nT1," + b"K" * 4000 + b"\n", []))
 @example(generated=("ticket_id,is_alarm\r\nT1,true\rT2,\u2028\r\nEXPORT STOPPED\n".encode(), []))
-@example(generated=(b"\xef\xbb\xbfticket_id,a\nT1,x\x00y\nT2,\"q\"\"r\"\n", []))
+@example(generated=(b'\xef\xbb\xbfticket_id,a\nT1,x\x00y\nT2,"q""r"\n', []))
 @example(generated=(b'ticket_id,raw_status\nT1,"0\r"\nT2,"a\rb"\n', []))  # a lone CR in a value
 def test_every_record_is_accounted_for_once_or_the_file_is_refused(
     accounting_db: str, baseline_state: dict[str, Any], workdir: Path, generated: tuple[bytes, list[str]]
@@ -233,7 +292,11 @@ def test_every_record_is_accounted_for_once_or_the_file_is_refused(
     assert file_key.endswith(FILE_NAME)
     assert rows_read == model.records
     assert (distinct + duplicates, alarms, sentinels, rejected) == (
-        model.clean, model.alarms, model.sentinels, len(model.rejected))
+        model.clean,
+        model.alarms,
+        model.sentinels,
+        len(model.rejected),
+    )
     assert [line for line, _ in rejections] == model.rejected[:100]
     assert state["watermark"] == [(file_key,)]
     assert state["widest_typed"] <= 256 * 3 // 2

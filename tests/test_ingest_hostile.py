@@ -19,14 +19,30 @@ from fleettickets.source import ChangeFile, parse_file_ts
 from tests.stream_tools import db_state, run_cli
 
 NAME = "2026-06-17T07-00-00.csv"
-HEADER = ["ticket_id", "normalized_status", "is_actionable", "cluster", "location_name", "owner",
-          "sla_status", "region", "created_at_service"]  # fmt: skip
+HEADER = [
+    "ticket_id",
+    "normalized_status",
+    "is_actionable",
+    "cluster",
+    "location_name",
+    "owner",
+    "sla_status",
+    "region",
+    "created_at_service",
+]
 
 
 def row(ticket: str, **values: str) -> list[str]:
-    base = {"normalized_status": "open", "is_actionable": "true", "cluster": "Kayole",
-            "location_name": "NW_KAYOLE_FDT3", "owner": "Amina", "sla_status": "Within",
-            "region": "Nairobi East", "created_at_service": "2026-06-17 06:00:00"}  # fmt: skip
+    base = {
+        "normalized_status": "open",
+        "is_actionable": "true",
+        "cluster": "Kayole",
+        "location_name": "NW_KAYOLE_FDT3",
+        "owner": "Amina",
+        "sla_status": "Within",
+        "region": "Nairobi East",
+        "created_at_service": "2026-06-17 06:00:00",
+    }
     base.update(values)
     return [ticket, *(base[name] for name in HEADER[1:])]
 
@@ -92,12 +108,16 @@ def test_a_quoted_line_break_with_the_right_width_still_loads() -> None:
 def test_long_values_never_fail_a_file(db_url: str, tmp_path: Path) -> None:
     long_id = "W" * 5000
     path = tmp_path / NAME
-    path.write_bytes(csv_bytes([
-        row("WOT1", cluster="K" * 4000),
-        row("WOT2", location_name="L" * 10000, owner="\U0001f600" * 3000),
-        row(long_id),
-        row("WOT4", region="İ" * 2000, normalized_status="İ" * 2000),
-    ]))  # fmt: skip
+    path.write_bytes(
+        csv_bytes(
+            [
+                row("WOT1", cluster="K" * 4000),
+                row("WOT2", location_name="L" * 10000, owner="\U0001f600" * 3000),
+                row(long_id),
+                row("WOT4", region="İ" * 2000, normalized_status="İ" * 2000),
+            ]
+        )
+    )
 
     report = run_ingest(Settings(database_url=db_url), apply=True, local_files=[path])
 
@@ -108,9 +128,12 @@ def test_long_values_never_fail_a_file(db_url: str, tmp_path: Path) -> None:
     assert state["WOT1"]["cluster"] == "K" * 4000
     assert state["WOT2"]["location_name"] == "L" * 10000 and state["WOT2"]["owner"] == "\U0001f600" * 3000
     with psycopg.connect(db_url) as conn:
-        typed = dict(conn.execute(
-            "SELECT ticket_id, octet_length(cluster) + octet_length(location_name) + octet_length(owner) "
-            "FROM tickets.inc").fetchall())  # fmt: skip
+        typed = dict(
+            conn.execute(
+                "SELECT ticket_id, octet_length(cluster) + octet_length(location_name) + octet_length(owner) "
+                "FROM tickets.inc"
+            ).fetchall()
+        )
     assert typed["WOT1"] == 256 + len("NW_KAYOLE_FDT3") + len("Amina")
     assert typed["WOT2"] == len("Kayole") + 256 + 256
 
@@ -143,8 +166,13 @@ def test_two_local_files_with_one_name_are_refused_before_anything_runs(db_url: 
 def test_a_local_file_rewritten_after_planning_is_not_recorded(tmp_path: Path) -> None:
     path = tmp_path / NAME
     path.write_bytes(csv_bytes([row("WOT1")]))
-    planned = ChangeFile(key=f"changes/{NAME}", file_ts=parse_file_ts(NAME), etag="0" * 32,  # type: ignore[arg-type]
-                         size=path.stat().st_size, local_path=path)  # fmt: skip
+    planned = ChangeFile(
+        key=f"changes/{NAME}",
+        file_ts=parse_file_ts(NAME),
+        etag="0" * 32,  # type: ignore[arg-type]
+        size=path.stat().st_size,
+        local_path=path,
+    )
     stream = _open_local(planned)
     with pytest.raises(BadChangeFile, match="the file changed while it was being read"):
         list(read_change_file(stream, str(path)))
@@ -162,8 +190,10 @@ def test_undocumented_limits_are_now_documented_and_generous(db_url: str, tmp_pa
     wide.write_bytes(csv_bytes([["WOT2", *("v" for _ in range(1699))]], header=header))
     result = run_cli(["ingest", "--apply", "--inc-csv", str(wide)], env(db_url), tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"Error: {wide}, line 1: header has 1,700 columns; at most {MAX_COLUMNS:,} are supported"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"Error: {wide}, line 1: header has 1,700 columns; at most {MAX_COLUMNS:,} are supported")
     )
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for limit in ("16 MiB", f"{MAX_COLUMNS:,} columns", f"{MAX_TICKET_ID_CHARS} characters"):
@@ -194,9 +224,10 @@ def test_errors_about_a_local_file_say_what_to_do_with_it(db_url: str, tmp_path:
 def test_ingest_json_prints_its_document_when_the_run_fails(db_url: str, tmp_path: Path) -> None:
     good, bad = tmp_path / NAME, tmp_path / "2026-06-17T07-20-00.csv"
     good.write_bytes(csv_bytes([row("WOT1")]))
-    bad.write_bytes(b"ticket_id,x\nWOT2,\"open\n")
-    result = run_cli(["ingest", "--apply", "--json", "--inc-csv", str(good), "--inc-csv", str(bad)],
-                     env(db_url), tmp_path)  # fmt: skip
+    bad.write_bytes(b'ticket_id,x\nWOT2,"open\n')
+    result = run_cli(
+        ["ingest", "--apply", "--json", "--inc-csv", str(good), "--inc-csv", str(bad)], env(db_url), tmp_path
+    )
     assert result.returncode == 1
     document = json.loads(result.stdout)
     assert document["ok"] is False and "line 2: a quote opened here" in document["failed"]

@@ -34,7 +34,9 @@ def settings(db_url: str, s3_settings: Settings) -> Settings:
 
 
 def secret_env(settings: Settings, now: datetime | None = None) -> dict[str, str]:
-    return job_env(settings.database_url, settings, now=now, GEOCODER_PROVIDER="locationiq", GEOCODER_API_KEY=GEOCODER_KEY)
+    return job_env(
+        settings.database_url, settings, now=now, GEOCODER_PROVIDER="locationiq", GEOCODER_API_KEY=GEOCODER_KEY
+    )
 
 
 def secrets_of(env: dict[str, str]) -> list[str]:

@@ -34,42 +34,68 @@ QUARRY, PIPELINE = (-1.284, 36.848), (-1.317, 36.896)
 
 TICKETS: dict[str, dict[str, str]] = {
     "O1": open_ticket(cluster="Quarry Road", assigned_team="East 1", created_at_service=ago(NOW, hours=10)),
-    "O2": open_ticket(cluster="Quarry Road", created_at_service=ago(NOW, hours=40),
-                      latitude="-1.300", longitude="36.820"),  # at risk, placed by the feed
-    "O3": open_ticket(cluster="Quarry Road", location_name=SCRIPT_NAME,
-                      created_at_service=ago(NOW, hours=60)),  # breached, placed by its location
+    "O2": open_ticket(
+        cluster="Quarry Road", created_at_service=ago(NOW, hours=40), latitude="-1.300", longitude="36.820"
+    ),  # at risk, placed by the feed
+    "O3": open_ticket(
+        cluster="Quarry Road", location_name=SCRIPT_NAME, created_at_service=ago(NOW, hours=60)
+    ),  # breached, placed by its location
     "O4": open_ticket(cluster="Pipeline", created_at_service="", first_seen_at=""),  # no clock
     "O5": open_ticket(created_at_service=ago(NOW, hours=1)),  # nowhere to place it
-    "C1": closed_ticket(cluster="Quarry Road", created_at_service=ago(NOW, hours=5),
-                        closed_at=ago(NOW, hours=2), mttr="3", sla_status="Compliant"),
-    "C2": closed_ticket(cluster="Pipeline", created_at_service=ago(NOW, days=4),
-                        closed_at=ago(NOW, days=3), mttr="24", sla_status="Compliant"),
-    "C3": closed_ticket(cluster="Pipeline", created_at_service=ago(NOW, days=12),
-                        closed_at=ago(NOW, days=10), mttr="48", sla_status="Breached"),  # before the window
-    "C4": closed_ticket(created_at_service=ago(NOW, days=2), closed_at=ago(NOW, days=1),
-                        mttr="20", sla_status="Compliant"),  # unmapped
-}  # fmt: skip
+    "C1": closed_ticket(
+        cluster="Quarry Road",
+        created_at_service=ago(NOW, hours=5),
+        closed_at=ago(NOW, hours=2),
+        mttr="3",
+        sla_status="Compliant",
+    ),
+    "C2": closed_ticket(
+        cluster="Pipeline",
+        created_at_service=ago(NOW, days=4),
+        closed_at=ago(NOW, days=3),
+        mttr="24",
+        sla_status="Compliant",
+    ),
+    "C3": closed_ticket(
+        cluster="Pipeline",
+        created_at_service=ago(NOW, days=12),
+        closed_at=ago(NOW, days=10),
+        mttr="48",
+        sla_status="Breached",
+    ),  # before the window
+    "C4": closed_ticket(
+        created_at_service=ago(NOW, days=2), closed_at=ago(NOW, days=1), mttr="20", sla_status="Compliant"
+    ),  # unmapped
+}
 SNAPSHOT_DAYS = 5
 
 
 @pytest.fixture(scope="module")
 def map_db(module_db_url: str) -> str:
     with psycopg.connect(module_db_url, autocommit=True) as conn:
-        clusters = [("Quarry Road", *QUARRY, True, "ok"), ("Pipeline", *PIPELINE, False, "ok"),
-                    ("Ghost Town", None, None, False, "not_found")]  # fmt: skip
+        clusters = [
+            ("Quarry Road", *QUARRY, True, "ok"),
+            ("Pipeline", *PIPELINE, False, "ok"),
+            ("Ghost Town", None, None, False, "not_found"),
+        ]
         for name, lat, lon, verified, status in clusters:
             conn.execute(
                 "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude, verified, status) "
-                "VALUES (tickets.place_key(%s), %s, %s, %s, %s, %s)", (name, name, lat, lon, verified, status),
-            )  # fmt: skip
-        locations = [(SCRIPT_NAME, -1.290, 36.850, "ok", None), ("Far Away Mast", -1.900, 37.300, "rejected", 84.2),
-                     ("Nowhere Hut", None, None, "not_found", None)]  # fmt: skip
+                "VALUES (tickets.place_key(%s), %s, %s, %s, %s, %s)",
+                (name, name, lat, lon, verified, status),
+            )
+        locations = [
+            (SCRIPT_NAME, -1.290, 36.850, "ok", None),
+            ("Far Away Mast", -1.900, 37.300, "rejected", 84.2),
+            ("Nowhere Hut", None, None, "not_found", None),
+        ]
         for name, lat, lon, status, distance in locations:
             conn.execute(
                 "INSERT INTO tickets.geo_locations (location_key, location_name, cluster_key, latitude, longitude,"
                 " status, distance_km, query) VALUES (tickets.place_key(%s), %s, tickets.place_key('Quarry Road'),"
-                " %s, %s, %s, %s, %s)", (name, name, lat, lon, status, distance, f"{name}, Nairobi, Kenya"),
-            )  # fmt: skip
+                " %s, %s, %s, %s, %s)",
+                (name, name, lat, lon, status, distance, f"{name}, Nairobi, Kenya"),
+            )
         for ticket_id, raw in TICKETS.items():
             insert(conn, ticket_id, raw)
         today = NOW.date()
@@ -78,16 +104,18 @@ def map_db(module_db_url: str) -> str:
             conn.execute(
                 "INSERT INTO tickets.inc_daily_snapshot (snapshot_date, as_of, open_total, open_breached,"
                 " open_on_first_seen_clock, opened, closed_today, open_by_cluster)"
-                " VALUES (%s, %s, %s, %s, 0, 2, %s, '{}')", (day, NOW, 10 + back, back, back % 3),
-            )  # fmt: skip
+                " VALUES (%s, %s, %s, %s, 0, 2, %s, '{}')",
+                (day, NOW, 10 + back, back, back % 3),
+            )
     return module_db_url
 
 
 def dashboard(url: str, **args: Any) -> dict[str, Any]:
     named = ", ".join(f"{name} => %({name})s" for name in args)
     with psycopg.connect(url) as conn:
-        row = conn.execute(f"SELECT reporting.fn_inc_dashboard({named}, p_now => %(p_now)s)",
-                           {**args, "p_now": NOW}).fetchone()  # fmt: skip
+        row = conn.execute(
+            f"SELECT reporting.fn_inc_dashboard({named}, p_now => %(p_now)s)", {**args, "p_now": NOW}
+        ).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
@@ -115,7 +143,8 @@ def test_page_embeds_the_dashboard_payload_unchanged(map_db: str, page: Path) ->
     assert data["payload"] == dashboard(map_db, p_window="last_7_days")
     assert sorted(f["id"] for f in data["payload"]["open"]["features"]) == ["O1", "O2", "O3", "O4"]
     assert [row["snapshot_date"] for row in data["backlog"]] == sorted(
-        (NOW.date() - timedelta(days=back)).isoformat() for back in range(SNAPSHOT_DAYS))
+        (NOW.date() - timedelta(days=back)).isoformat() for back in range(SNAPSHOT_DAYS)
+    )
     assert data["tiles"] == {"url": None, "attribution": map_page.DEFAULT_ATTRIBUTION}
 
 
@@ -130,7 +159,7 @@ def test_a_name_holding_script_end_tags_stays_data(page: Path) -> None:
 
 def test_the_page_needs_nothing_from_the_network(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
-    assert not re.search(r'<(script|link|img)[^>]+(src|href)=', text)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
     assert f'version="{map_page.LEAFLET_VERSION}"' in text  # the vendored Leaflet, inlined
 
 
@@ -138,8 +167,11 @@ def test_the_page_needs_nothing_from_the_network(page: Path) -> None:
 def test_map_command_writes_the_page_and_says_where(map_db: str, tmp_path: Path) -> None:
     out = tmp_path / "ops map.html"
     env = job_env(map_db, Settings(), now=NOW)
-    result = run_cli(["map", "--out", str(out), "--window", "last_7_days", "--cluster", "quarry road",
-                      "--tiles", "none"], env, cwd=tmp_path)  # fmt: skip
+    result = run_cli(
+        ["map", "--out", str(out), "--window", "last_7_days", "--cluster", "quarry road", "--tiles", "none"],
+        env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"wrote {out} (")
     assert "3 open and 1 closed tickets, 5 backlog days" in result.stdout
@@ -212,22 +244,24 @@ def test_page_opens_without_console_errors_and_draws_every_feature(browser: Any,
 def test_header_counts_are_the_functions(browser: Any, map_db: str, page: Path) -> None:
     open_page(browser, page)
     payload = dashboard(map_db, p_window="last_7_days")
-    shown = {el.get_attribute("data-count"): int(el.text) for el in browser.find_elements(By.CSS_SELECTOR, "[data-count]")}
+    shown = {
+        el.get_attribute("data-count"): int(el.text) for el in browser.find_elements(By.CSS_SELECTOR, "[data-count]")
+    }
     metrics = payload["metrics"]
     assert shown == {
-        "open_total": metrics["open_total"], **metrics["open_by_sla_state"],
+        "open_total": metrics["open_total"],
+        **metrics["open_by_sla_state"],
         "closed_in_window": metrics["closed_in_window"],
         "unmapped": payload["open"]["unmapped"] + payload["closed"]["unmapped"],
         "over_limit": payload["open"]["over_limit"] + payload["closed"]["over_limit"],
-    }  # fmt: skip
+    }
     assert [shown[state] for state in ("within", "at_risk", "breached", "unknown")] == [2, 1, 1, 1]
     assert browser.find_element(By.ID, "newest-file").text == "no file applied yet"
 
 
 def test_a_feature_cap_draws_only_what_the_payload_holds(browser: Any, map_db: str, tmp_path: Path) -> None:
     out = tmp_path / "capped.html"
-    map_page.write_map(Settings(database_url=map_db), out, window="last_7_days", max_features=1,
-                       tiles=None, now=NOW)  # fmt: skip
+    map_page.write_map(Settings(database_url=map_db), out, window="last_7_days", max_features=1, tiles=None, now=NOW)
     assert open_page(browser, out) == []
     assert drawn(browser, "open", "ticket") == 1
     assert drawn(browser, "closed", "ticket") == 1
@@ -254,10 +288,14 @@ def test_geocoding_review_shows_clusters_guards_and_locations(browser: Any, page
     assert drawn(browser, "review", "link") == 1  # the rejected answer, tied to its cluster
     radius = browser.execute_script(
         "return Object.values(window.fleetMap.layers.review.renderer._layers)"
-        ".filter(l => l.options.kind === 'guard').map(l => l.getRadius())")
+        ".filter(l => l.options.kind === 'guard').map(l => l.getRadius())"
+    )
     assert radius == [25000, 25000]
     unplaced = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#unplaced-list li")]
-    assert [line.split("\n")[0] for line in unplaced] == ["Ghost Town cluster, not found", "Nowhere Hut location, not found"]
+    assert [line.split("\n")[0] for line in unplaced] == [
+        "Ghost Town cluster, not found",
+        "Nowhere Hut location, not found",
+    ]
 
 
 def test_a_popup_shows_the_ticket_with_its_name_as_text(browser: Any, page: Path) -> None:
@@ -277,8 +315,10 @@ def test_a_popup_shows_the_ticket_with_its_name_as_text(browser: Any, page: Path
 def test_the_chart_has_one_point_per_snapshot_day(browser: Any, map_db: str, page: Path) -> None:
     open_page(browser, page)
     with psycopg.connect(map_db) as conn:
-        days = [row[0].isoformat() for row in conn.execute(
-            "SELECT snapshot_date FROM tickets.inc_daily_snapshot ORDER BY 1")]  # fmt: skip
+        days = [
+            row[0].isoformat()
+            for row in conn.execute("SELECT snapshot_date FROM tickets.inc_daily_snapshot ORDER BY 1")
+        ]
     points = browser.find_elements(By.CSS_SELECTOR, "#backlog-chart circle.backlog-point")
     assert [p.get_attribute("data-day") for p in points] == days
     assert len(browser.find_elements(By.CSS_SELECTOR, "#backlog-chart rect.closure-bar")) >= len(days)
@@ -287,10 +327,16 @@ def test_the_chart_has_one_point_per_snapshot_day(browser: Any, map_db: str, pag
 def map_pixels(driver: Any) -> tuple[int, int]:
     """(pixels in the map area, of those not the plain background), controls hidden."""
     driver.execute_script("document.querySelector('.leaflet-control-container').style.display = 'none'")
-    box = driver.execute_script("const r = document.getElementById('map').getBoundingClientRect();"
-                                "return [r.left, r.top, r.width, r.height].map(Math.round)")  # fmt: skip
-    background = tuple(int(v) for v in re.findall(r"\d+", driver.execute_script(
-        "return getComputedStyle(document.getElementById('map')).backgroundColor")))[:3]  # fmt: skip
+    box = driver.execute_script(
+        "const r = document.getElementById('map').getBoundingClientRect();"
+        "return [r.left, r.top, r.width, r.height].map(Math.round)"
+    )
+    background = tuple(
+        int(v)
+        for v in re.findall(
+            r"\d+", driver.execute_script("return getComputedStyle(document.getElementById('map')).backgroundColor")
+        )
+    )[:3]
     _, _, rows = screenshot_rgb(driver)
     left, top, width, height = box
     total = other = 0
@@ -313,12 +359,10 @@ def test_a_screenshot_of_the_map_is_not_blank(browser: Any, page: Path) -> None:
     assert map_pixels(browser)[1] == 0
 
 
-def test_with_default_tiles_the_only_console_errors_are_failed_tiles(
-    browser: Any, map_db: str, tmp_path: Path
-) -> None:
+def test_with_default_tiles_the_only_console_errors_are_failed_tiles(browser: Any, map_db: str, tmp_path: Path) -> None:
     out = tmp_path / "tiles.html"
     map_page.write_map(Settings(database_url=map_db), out, window="last_7_days", now=NOW)
-    assert 'tile.openstreetmap.org' in out.read_text(encoding="utf-8")
+    assert "tile.openstreetmap.org" in out.read_text(encoding="utf-8")
     errors = open_page(browser, out)
     assert drawn(browser, "open", "ticket") == 4
     assert all(message.startswith("https://tile.openstreetmap.org/") for message in errors), errors
@@ -352,8 +396,9 @@ def trends_of(url: str, first: str, last: str, grain: str, cluster: str | None =
         row = conn.execute(
             "SELECT reporting.fn_inc_trends(p_from => %(f)s, p_to => %(t)s, p_grain => %(g)s, p_cluster => %(c)s,"
             " p_now => %(n)s), reporting.fn_team_closures(p_from => %(f)s, p_to => %(t)s, p_cluster => %(c)s,"
-            " p_now => %(n)s)", {"f": first, "t": last, "g": grain, "c": cluster, "n": NOW},
-        ).fetchone()  # fmt: skip
+            " p_now => %(n)s)",
+            {"f": first, "t": last, "g": grain, "c": cluster, "n": NOW},
+        ).fetchone()
     assert row is not None
     return row[0], row[1]
 
@@ -369,7 +414,8 @@ def test_trends_section_embeds_the_trend_functions_over_the_window(map_db: str, 
     trends, teams = trends_of(map_db, window["from"], window["to"], "day")
     assert data["trends"] == trends and data["teams"] == teams
     assert [p["period_start"] for p in trends["series"]] == [
-        (NOW.date() - timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+        (NOW.date() - timedelta(days=back)).isoformat() for back in range(6, -1, -1)
+    ]
     # The two days before the first daily row have no backlog: gaps, not zeros.
     assert [p["backlog_end"] for p in trends["series"]][:3] == [None, None, 14]
     closed = sum(p["closed"] for p in trends["series"])
@@ -380,8 +426,9 @@ def test_trends_section_embeds_the_trend_functions_over_the_window(map_db: str, 
 def test_a_long_window_is_drawn_by_week(map_db: str, tmp_path: Path) -> None:
     out = tmp_path / "long.html"
     first, last = NOW.date() - timedelta(days=199), NOW.date()
-    map_page.write_map(Settings(database_url=map_db), out, window="custom", date_from=first, date_to=last,
-                       tiles="none", now=NOW)  # fmt: skip
+    map_page.write_map(
+        Settings(database_url=map_db), out, window="custom", date_from=first, date_to=last, tiles="none", now=NOW
+    )
     data = embedded(out)
     assert data["trends"]["grain"] == "week"
     assert data["trends"] == trends_of(map_db, first.isoformat(), last.isoformat(), "week")[0]
@@ -413,7 +460,9 @@ def test_the_trends_section_as_a_person_sees_it(browser: Any, page: Path, tmp_pa
             assert label.text.strip(), chart_id
             assert float(label.value_of_css_property("font-size").removesuffix("px")) >= 10
             assert frame[0] <= box[0] and box[2] <= frame[2] and frame[1] <= box[1] and box[3] <= frame[3], label.text
-        x_labels = [b for label, b in zip(labels, boxes, strict=True) if "x-label" in (label.get_attribute("class") or "")]
+        x_labels = [
+            b for label, b in zip(labels, boxes, strict=True) if "x-label" in (label.get_attribute("class") or "")
+        ]
         assert len(x_labels) >= 2
         assert not any(overlaps(a, b) for a, b in zip(x_labels, x_labels[1:], strict=False))
     counts = browser.find_element(By.ID, "trend-counts")
@@ -422,8 +471,10 @@ def test_the_trends_section_as_a_person_sees_it(browser: Any, page: Path, tmp_pa
     assert len(backlog) == 5 and len(counts.find_elements(By.CSS_SELECTOR, "polyline.backlog")) == 1
     tip = counts.find_element(By.CSS_SELECTOR, "circle.backlog title").get_attribute("textContent")
     assert tip == f"{series[2]['period_start']}: 14 open at end"
-    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-            for tr in browser.find_elements(By.CSS_SELECTOR, "#team-table tbody tr")]  # fmt: skip
+    rows = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#team-table tbody tr")
+    ]
     assert [r[0] for r in rows] == [t["team"] or "(no team)" for t in data["teams"]["teams"]]
     assert [int(r[1]) for r in rows] == [t["closed"] for t in data["teams"]["teams"]]
     # Nothing was fetched: the page and its charts are one file.
@@ -439,5 +490,9 @@ def chart_pixels(driver: Any, chart_id: str) -> int:
     plot = driver.find_element(By.CSS_SELECTOR, f"#{chart_id} .plot-area")
     left, top, right, bottom = (round(v) for v in driver.execute_script(BOX, plot))
     _, _, rows = screenshot_rgb(driver)
-    return sum(1 for row in rows[top + 1 : bottom - 1] for x in range(left + 1, right - 1, 2)
-               if tuple(row[3 * x : 3 * x + 3]) != (255, 255, 255))  # fmt: skip
+    return sum(
+        1
+        for row in rows[top + 1 : bottom - 1]
+        for x in range(left + 1, right - 1, 2)
+        if tuple(row[3 * x : 3 * x + 3]) != (255, 255, 255)
+    )

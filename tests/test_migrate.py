@@ -19,9 +19,7 @@ from tests.fix_db import migrations_copy
 
 
 def ledger(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    return conn.execute(
-        "SELECT filename, checksum FROM tickets.schema_migrations ORDER BY filename"
-    ).fetchall()
+    return conn.execute("SELECT filename, checksum FROM tickets.schema_migrations ORDER BY filename").fetchall()
 
 
 def test_every_migration_has_a_header_comment() -> None:
@@ -33,13 +31,9 @@ def test_applies_all_in_order_then_rerun_is_a_noop(empty_db_url: str) -> None:
     files = [m.filename for m in read_migrations(default_migrations_dir())]
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert apply_migrations(conn) == files
-        first = conn.execute(
-            "SELECT filename, applied_at FROM tickets.schema_migrations ORDER BY filename"
-        ).fetchall()
+        first = conn.execute("SELECT filename, applied_at FROM tickets.schema_migrations ORDER BY filename").fetchall()
         assert apply_migrations(conn) == []
-        again = conn.execute(
-            "SELECT filename, applied_at FROM tickets.schema_migrations ORDER BY filename"
-        ).fetchall()
+        again = conn.execute("SELECT filename, applied_at FROM tickets.schema_migrations ORDER BY filename").fetchall()
     assert [f for f, _ in first] == sorted(files)
     assert again == first
 
@@ -63,7 +57,9 @@ def test_changed_applied_migration_is_refused(empty_db_url: str, tmp_path: Path)
         before = ledger(conn)
         target = folder / "02_import_meta.sql"
         target.write_text(target.read_text() + "\n-- an innocent-looking edit\n")
-        with pytest.raises(MigrationError, match=r"02_import_meta.sql has changed since it was applied \(checksum drift"):
+        with pytest.raises(
+            MigrationError, match=r"02_import_meta.sql has changed since it was applied \(checksum drift"
+        ):
             apply_migrations(conn, folder)
         assert ledger(conn) == before
 
@@ -156,7 +152,9 @@ def test_a_run_that_waited_says_what_the_other_run_applied(empty_db_url: str, tm
         waiting.start()
         with psycopg.connect(empty_db_url, autocommit=True) as probe:  # wait until it queues on the lock
             for _ in range(200):
-                if probe.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]:
+                if probe.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()[0]:
                     break
                 threading.Event().wait(0.05)
         applied = apply_migrations(holder)

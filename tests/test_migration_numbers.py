@@ -18,15 +18,19 @@ from fleettickets.migrate import apply_migrations
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "scripts" / "check_migration_numbers.py"
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                            env={**os.environ, **GIT_ENV}, check=True)
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=True
+    )
     return result.stdout.strip()
 
 
@@ -103,8 +107,10 @@ def test_editing_or_deleting_a_migration_that_landed_fails(repo: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "migrations/02_more.sql is on main but was deleted here; applied migrations are never deleted: restore it",
-        ("migrations/01_base.sql differs from main; a migration that has landed is never edited: "
-         "revert it and add a new migration"),
+        (
+            "migrations/01_base.sql differs from main; a migration that has landed is never edited: "
+            "revert it and add a new migration"
+        ),
     ]
 
 
@@ -136,7 +142,9 @@ def test_without_git_history_or_base_it_says_so_and_passes(tmp_path: Path, repo:
     git(repo, "branch", "-q", "-m", "main", "trunk")
     result = check(repo)
     assert (result.returncode, result.stdout.strip()) == (
-        0, "migration numbers not checked: no origin/main or main branch to compare with")
+        0,
+        "migration numbers not checked: no origin/main or main branch to compare with",
+    )
     result = check(repo, "release")  # a base asked for by name must exist
     assert result.returncode == 2 and "no release to compare with" in result.stderr
 
@@ -165,8 +173,10 @@ def test_a_lower_file_that_ran_nowhere_is_renumbered(empty_db_url: str, tmp_path
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         apply_migrations(conn, folder)
         (folder / "02_two.sql").write_text(TWO)
-        with pytest.raises(MigrationError, match="02_two.sql is numbered below an applied migration; "
-                                                 "renumber it after the newest applied one"):
+        with pytest.raises(
+            MigrationError,
+            match="02_two.sql is numbered below an applied migration; renumber it after the newest applied one",
+        ):
             apply_migrations(conn, folder)
         (folder / "02_two.sql").rename(folder / "04_two.sql")
         assert apply_migrations(conn, folder) == ["04_two.sql"]
@@ -199,9 +209,11 @@ def test_a_lower_file_that_ran_somewhere_is_restated_and_recorded(
             # The way out: a higher migration restates 02, and 02 is recorded where it never ran.
             (folder / "04_two_restated.sql").write_text(TWO.replace("-- two", "-- two, restated"))
             checksum = hashlib.sha256((folder / "02_two.sql").read_bytes()).hexdigest()
-            late.execute("INSERT INTO tickets.schema_migrations (filename, checksum, description) "
-                         "VALUES ('02_two.sql', %s, 'recorded without running: restated by a later migration')",
-                         (checksum,))
+            late.execute(
+                "INSERT INTO tickets.schema_migrations (filename, checksum, description) "
+                "VALUES ('02_two.sql', %s, 'recorded without running: restated by a later migration')",
+                (checksum,),
+            )
             assert apply_migrations(late, folder) == ["04_two_restated.sql"]
             assert _function_two(late) == (True,)
         with psycopg.connect(early_url, autocommit=True) as conn:

@@ -31,9 +31,7 @@ def test_clock_hours_and_state_at_every_boundary(conn: psycopg.Connection) -> No
             "PAST_48H": open_ticket(created_at_service=ago(now, hours=48, seconds=1)),
             "LONG_AGO": open_ticket(created_at_service=ago(now, hours=123, minutes=27)),
             "FIRST_SEEN": open_ticket(created_at_service="", first_seen_at=ago(now, hours=40)),
-            "BOTH": open_ticket(
-                created_at_service=ago(now, hours=5), first_seen_at=ago(now, hours=60)
-            ),
+            "BOTH": open_ticket(created_at_service=ago(now, hours=5), first_seen_at=ago(now, hours=60)),
             "DEBRIS": open_ticket(created_at_service="#VALUE!", first_seen_at="0000-00-00 00:00:00"),
             "NO_CLOCK": open_ticket(),
             "CLOSED": closed_ticket(created_at_service=ago(now, hours=100)),
@@ -71,10 +69,18 @@ def test_hours_open_is_rounded_to_hundredths_and_due_is_clock_plus_48h(
 
 
 def test_dispatch_columns_and_geography(conn: psycopg.Connection) -> None:
-    insert(conn, "T1", open_ticket(
-        cluster="Quarry Road", region="Nairobi East", assigned_team="East Team 2",
-        owner="j.mwangi", latitude="-1.30", longitude="36.85",
-    ))  # fmt: skip
+    insert(
+        conn,
+        "T1",
+        open_ticket(
+            cluster="Quarry Road",
+            region="Nairobi East",
+            assigned_team="East Team 2",
+            owner="j.mwangi",
+            latitude="-1.30",
+            longitude="36.85",
+        ),
+    )
     got = conn.execute(
         "SELECT cluster, region, assigned_team, owner, geo_source, "
         "round(ST_Distance(geog, ST_MakePoint(36.85, -1.30)::geography)) FROM tickets.inc_open_sla"
@@ -87,9 +93,7 @@ def test_the_view_uses_the_same_rule_as_the_function(conn: psycopg.Connection) -
         now = conn.execute("SELECT now()").fetchone()[0]
         insert(conn, "T1", open_ticket(created_at_service=ago(now, hours=47)))
         later = now + timedelta(hours=2)
-        state = conn.execute(
-            "SELECT sla_state, hours_open FROM tickets.inc_open_sla_at(%s)", (later,)
-        ).fetchone()
+        state = conn.execute("SELECT sla_state, hours_open FROM tickets.inc_open_sla_at(%s)", (later,)).fetchone()
         live = conn.execute("SELECT sla_state FROM tickets.inc_open_sla").fetchone()
     assert state == ("breached", Decimal("49"))
     assert live == ("at_risk",)

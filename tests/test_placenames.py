@@ -79,13 +79,9 @@ QUERIES = [
 
 
 @pytest.mark.parametrize(("parts", "expected"), QUERIES)
-def test_geocode_query(
-    parts: tuple[str, str | None, str | None], expected: str
-) -> None:
+def test_geocode_query(parts: tuple[str, str | None, str | None], expected: str) -> None:
     assert geocode_query(*parts) == expected
 
 
 def test_geocode_query_other_country() -> None:
-    assert geocode_query("Kampala Road", None, None, country="Uganda") == (
-        "Kampala Road, Uganda"
-    )
+    assert geocode_query("Kampala Road", None, None, country="Uganda") == ("Kampala Road, Uganda")

@@ -67,9 +67,11 @@ def owner_url(module_db_url: str) -> str:
             (ago(NOW, hours=50), MAPPED_OPEN),
         )
         insert(conn, "NOPOINT", open_ticket(created_at_service=ago(NOW, hours=2)))
-        conn.execute("INSERT INTO tickets.inc_daily_snapshot (snapshot_date, as_of, open_total, open_breached, "
-                     "open_on_first_seen_clock, opened, closed_today, open_by_cluster) "
-                     "VALUES ('2026-06-19', '2026-06-20 00:00+03', 7, 2, 1, 3, 4, '{}')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO tickets.inc_daily_snapshot (snapshot_date, as_of, open_total, open_breached, "
+            "open_on_first_seen_clock, opened, closed_today, open_by_cluster) "
+            "VALUES ('2026-06-19', '2026-06-20 00:00+03', 7, 2, 1, 3, 4, '{}')"
+        )
         conn.execute("CREATE SCHEMA fleet_tracking")
         conn.execute("CREATE TABLE fleet_tracking.positions AS SELECT 1 AS vehicle_id")
     return module_db_url
@@ -96,8 +98,9 @@ def reader(owner_url: str, reader_login: str) -> Iterator[psycopg.Connection]:
 def dashboard(conn: psycopg.Connection, max_features: Any = "default") -> dict[str, Any]:
     if max_features == "default":
         return conn.execute("SELECT reporting.fn_inc_dashboard(p_now => %s)", (NOW,)).fetchone()[0]
-    return conn.execute("SELECT reporting.fn_inc_dashboard(p_max_features => %s, p_now => %s)",
-                        (max_features, NOW)).fetchone()[0]  # fmt: skip
+    return conn.execute(
+        "SELECT reporting.fn_inc_dashboard(p_max_features => %s, p_now => %s)", (max_features, NOW)
+    ).fetchone()[0]
 
 
 def test_every_entry_point_answers(reader: psycopg.Connection) -> None:
@@ -111,15 +114,18 @@ def test_every_entry_point_answers(reader: psycopg.Connection) -> None:
     ).fetchone()[0]
     assert [c["ticket_id"] for c in candidates["candidates"]] == ["WOT000001", "WOT000002", "WOT000003"]
     assert candidates["unplaced_open"] == 1
-    trends = reader.execute("SELECT reporting.fn_inc_trends('2026-06-18', '2026-06-19', p_now => %s)",
-                            (NOW,)).fetchone()[0]  # fmt: skip
+    trends = reader.execute(
+        "SELECT reporting.fn_inc_trends('2026-06-18', '2026-06-19', p_now => %s)", (NOW,)
+    ).fetchone()[0]
     assert [(e["created"], e["backlog_end"]) for e in trends["series"]] == [(MAPPED_OPEN, None), (0, 7)]
-    teams = reader.execute("SELECT reporting.fn_team_closures('2026-06-19', '2026-06-20', p_now => %s)",
-                           (NOW,)).fetchone()[0]  # fmt: skip
+    teams = reader.execute(
+        "SELECT reporting.fn_team_closures('2026-06-19', '2026-06-20', p_now => %s)", (NOW,)
+    ).fetchone()[0]
     assert [(t["team"], t["closed"], t["open_now"]) for t in teams["teams"]] == [(None, 0, MAPPED_OPEN + 1)]
     assert reader.execute("SELECT count(*) FROM tickets.inc_open_sla").fetchone()[0] == MAPPED_OPEN + 1
-    assert reader.execute("SELECT snapshot_date::text, open_total, closed_today "
-                          "FROM tickets.inc_daily_snapshot").fetchall() == [("2026-06-19", 7, 4)]  # fmt: skip
+    assert reader.execute(
+        "SELECT snapshot_date::text, open_total, closed_today FROM tickets.inc_daily_snapshot"
+    ).fetchall() == [("2026-06-19", 7, 4)]
 
 
 @pytest.mark.parametrize(
@@ -150,7 +156,7 @@ def test_every_entry_point_answers(reader: psycopg.Connection) -> None:
         "SELECT tickets.setup_reader_role('someone_else')",
         "SELECT * FROM tickets.inc_as_of(now())",
     ],
-)  # fmt: skip
+)
 def test_everything_else_is_refused(reader: psycopg.Connection, statement: str) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         reader.execute(statement)
@@ -188,22 +194,40 @@ def test_the_ceiling_follows_set_role_and_spares_the_owner(owner_url: str) -> No
 
 def test_exactly_the_entry_points_and_two_relations_are_granted(owner_url: str) -> None:
     with psycopg.connect(owner_url) as conn:
-        executable = {r[0] for r in conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p "
-            "WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) "
-            "AND has_function_privilege(%s, p.oid, 'EXECUTE')", (READER,))}  # fmt: skip
-        readable = {r[0] for r in conn.execute(
-            "SELECT c.oid::regclass::text FROM pg_class c "
-            "WHERE c.relnamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) "
-            "AND c.relkind IN ('r', 'v', 'm', 'p', 'f') AND has_table_privilege(%s, c.oid, 'SELECT')", (READER,))}  # fmt: skip
-        public_execute = [r[0] for r in conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p "
-            "WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) "
-            "AND (p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) a "
-            "                                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))")]  # fmt: skip
-        definer = {r[0]: r[1] for r in conn.execute(
-            "SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p "
-            "WHERE p.pronamespace = 'reporting'::regnamespace AND p.prosecdef")}  # fmt: skip
+        executable = {
+            r[0]
+            for r in conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p "
+                "WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) "
+                "AND has_function_privilege(%s, p.oid, 'EXECUTE')",
+                (READER,),
+            )
+        }
+        readable = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.oid::regclass::text FROM pg_class c "
+                "WHERE c.relnamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) "
+                "AND c.relkind IN ('r', 'v', 'm', 'p', 'f') AND has_table_privilege(%s, c.oid, 'SELECT')",
+                (READER,),
+            )
+        }
+        public_execute = [
+            r[0]
+            for r in conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p "
+                "WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) "
+                "AND (p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) a "
+                "                                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))"
+            )
+        ]
+        definer = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p "
+                "WHERE p.pronamespace = 'reporting'::regnamespace AND p.prosecdef"
+            )
+        }
     assert executable == ENTRY_POINTS
     assert readable == READABLE
     assert public_execute == [], "a migration that adds a function must REVOKE EXECUTE ... FROM PUBLIC"
@@ -256,11 +280,15 @@ def test_migrations_apply_for_an_owner_who_may_not_create_roles(
         assert "24_reader_role.sql" in apply_migrations(conn)
         missing = unique("ft_reader")
         assert conn.execute("SELECT tickets.setup_reader_role(%s)", (missing,)).fetchone() == ("missing",)
-    assert any(f"role {missing} is missing and {owner} may not create roles" in n
-               and f"CREATE ROLE {missing} NOLOGIN" in n for n in notices), notices  # fmt: skip
+    assert any(
+        f"role {missing} is missing and {owner} may not create roles" in n and f"CREATE ROLE {missing} NOLOGIN" in n
+        for n in notices
+    ), notices
     monkeypatch.setattr(pipeline_status, "READER_ROLE", missing)
     settings = Settings(**{**s3_settings.__dict__, "database_url": url})
     status = pipeline_status.report(settings, now=NOW + timedelta(days=1))
     assert status.facts.reader == pipeline_status.ReaderFacts(role=missing, exists=False)
-    assert (f"reader     role {missing} is missing: a superuser runs CREATE ROLE {missing} NOLOGIN, then the "
-            "schema owner runs SELECT tickets.setup_reader_role() (docs/operations.md)") in status_text(status)  # fmt: skip
+    assert (
+        f"reader     role {missing} is missing: a superuser runs CREATE ROLE {missing} NOLOGIN, then the "
+        "schema owner runs SELECT tickets.setup_reader_role() (docs/operations.md)"
+    ) in status_text(status)

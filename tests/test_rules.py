@@ -12,18 +12,61 @@ from fleettickets.geocoding.tables import place_key
 
 # Feed booleans as exports and spreadsheets write them, and what is not one.
 BOOLEAN_TEXTS = [
-    "true", "TRUE", "True", " t ", "T", "yes", "YES", "y", "1",
-    "false", "FALSE", "False", "f", " F ", "no", "NO", "n", "0",
-    "", " ", "2", "-1", "on", "off", "nope", "truth", "1.0", "yes please", "\u00a0",
-    "\ttrue", "true\n", "\u00a0yes", "no\r",
-]  # fmt: skip
+    "true",
+    "TRUE",
+    "True",
+    " t ",
+    "T",
+    "yes",
+    "YES",
+    "y",
+    "1",
+    "false",
+    "FALSE",
+    "False",
+    "f",
+    " F ",
+    "no",
+    "NO",
+    "n",
+    "0",
+    "",
+    " ",
+    "2",
+    "-1",
+    "on",
+    "off",
+    "nope",
+    "truth",
+    "1.0",
+    "yes please",
+    "\u00a0",
+    "\ttrue",
+    "true\n",
+    "\u00a0yes",
+    "no\r",
+]
 
 # Place names as the feed and a reviewer's spreadsheet spell them.
 PLACE_NAMES = [
-    "Kayole", "KAYOLE", "  Kayole  ", "Kayole Junction", "KAYOLE   JUNCTION", "Kayole\tJunction",
-    "Kayole\r\nJunction", "Kayole \t Junction ", "NW_KAYOLE_JUNCTION_FDT3", "South B", "O'Brien's Place",
-    "", " ", "   ", "Mũkũru", "ÉCOLE", "Quarry Road, Phase 8",
-]  # fmt: skip
+    "Kayole",
+    "KAYOLE",
+    "  Kayole  ",
+    "Kayole Junction",
+    "KAYOLE   JUNCTION",
+    "Kayole\tJunction",
+    "Kayole\r\nJunction",
+    "Kayole \t Junction ",
+    "NW_KAYOLE_JUNCTION_FDT3",
+    "South B",
+    "O'Brien's Place",
+    "",
+    " ",
+    "   ",
+    "Mũkũru",
+    "ÉCOLE",
+    "Quarry Road, Phase 8",
+]
 
 
 @pytest.fixture(scope="module")

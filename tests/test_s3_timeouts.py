@@ -42,6 +42,8 @@ def test_a_stalled_s3_read_fails_the_file_after_the_read_timeout(settings: Setti
 
 
 def test_the_read_timeout_is_a_setting() -> None:
-    assert Settings.from_env({"RUSTFS_READ_TIMEOUT_SECONDS": "5"}, env_file=Path(os.devnull)).s3_read_timeout_seconds == 5
+    assert (
+        Settings.from_env({"RUSTFS_READ_TIMEOUT_SECONDS": "5"}, env_file=Path(os.devnull)).s3_read_timeout_seconds == 5
+    )
     with pytest.raises(FleetTicketsError, match="RUSTFS_READ_TIMEOUT_SECONDS must be a positive number"):
         Settings.from_env({"RUSTFS_READ_TIMEOUT_SECONDS": "0"}, env_file=Path(os.devnull))

@@ -13,25 +13,32 @@ pytestmark = pytest.mark.clock
 
 EAT = timezone(timedelta(hours=3))
 TIME_COLUMNS = [
-    "created_at_service", "scheduled_at", "closed_at", "first_seen_at",
-    "last_seen_at", "source_created_at", "source_updated_at",
-]  # fmt: skip
+    "created_at_service",
+    "scheduled_at",
+    "closed_at",
+    "first_seen_at",
+    "last_seen_at",
+    "source_created_at",
+    "source_updated_at",
+]
 GENERATED_FUNCTIONS = [
-    "clean_text", "eat_ts", "to_bool", "to_double", "to_numeric", "feed_point", "hours_to_minutes",
-]  # fmt: skip
+    "clean_text",
+    "eat_ts",
+    "to_bool",
+    "to_double",
+    "to_numeric",
+    "feed_point",
+    "hours_to_minutes",
+]
 DEBRIS = ["#VALUE!", "0000-00-00 00:00:00", "N/A", "", "   ", "#N/A", "null", "now", "2026-02-30 10:00:00"]
 
 
 def insert(conn: psycopg.Connection, ticket_id: str, raw: dict) -> None:
-    conn.execute(
-        "INSERT INTO tickets.inc (ticket_id, raw) VALUES (%s, %s)", (ticket_id, Jsonb(raw))
-    )
+    conn.execute("INSERT INTO tickets.inc (ticket_id, raw) VALUES (%s, %s)", (ticket_id, Jsonb(raw)))
 
 
 def row(conn: psycopg.Connection, ticket_id: str, columns: str) -> tuple:
-    result = conn.execute(
-        f"SELECT {columns} FROM tickets.inc WHERE ticket_id = %s", (ticket_id,)
-    ).fetchone()
+    result = conn.execute(f"SELECT {columns} FROM tickets.inc WHERE ticket_id = %s", (ticket_id,)).fetchone()
     assert result is not None
     return result
 
@@ -65,7 +72,8 @@ def test_generated_functions_are_immutable(module_db_url: str) -> None:
     with psycopg.connect(module_db_url) as conn:
         rows = conn.execute(
             "SELECT proname, provolatile FROM pg_proc WHERE pronamespace = 'tickets'::regnamespace "
-            "AND proname = ANY(%s)", (GENERATED_FUNCTIONS,)
+            "AND proname = ANY(%s)",
+            (GENERATED_FUNCTIONS,),
         ).fetchall()
     assert sorted(rows) == [(n, "i") for n in sorted(GENERATED_FUNCTIONS)]
 
@@ -73,7 +81,30 @@ def test_generated_functions_are_immutable(module_db_url: str) -> None:
 @pytest.mark.parametrize("debris", DEBRIS + ["TRUE", "1", "-", "abc", "1e999", "99999999999999999999"])
 def test_debris_in_every_column_never_fails_an_insert(conn: psycopg.Connection, debris: str) -> None:
     raw = dict.fromkeys(TIME_COLUMNS, debris)
-    raw.update(dict.fromkeys(["normalized_status", "raw_status", "bucket", "is_actionable", "cluster", "region", "location_name", "assigned_team", "owner", "sla_status", "mttr", "latitude", "longitude", "is_alarm", "is_auto_created", "is_auto_closed", "service_type"], debris))  # fmt: skip
+    raw.update(
+        dict.fromkeys(
+            [
+                "normalized_status",
+                "raw_status",
+                "bucket",
+                "is_actionable",
+                "cluster",
+                "region",
+                "location_name",
+                "assigned_team",
+                "owner",
+                "sla_status",
+                "mttr",
+                "latitude",
+                "longitude",
+                "is_alarm",
+                "is_auto_created",
+                "is_auto_closed",
+                "service_type",
+            ],
+            debris,
+        )
+    )
     insert(conn, "WOT1", raw)
     times = row(conn, "WOT1", ", ".join(TIME_COLUMNS))
     assert times == (None,) * 7
@@ -90,31 +121,59 @@ def test_booleans_and_text_columns(conn: psycopg.Connection) -> None:
 
 
 def test_typed_columns_from_a_clean_row(conn: psycopg.Connection) -> None:
-    insert(conn, "WOT0715527", {
-        "ticket_id": "WOT0715527", "raw_status": "In Progress", "normalized_status": "in_progress",
-        "bucket": "pending", "is_actionable": "true", "service_type": "inc", "cluster": " Quarry Road ",
-        "region": "Nairobi East", "location_name": "NW_KAYOLE_JUNCTION_FDT3", "assigned_team": "East Team 2",
-        "owner": "j.mwangi", "sla_status": "Compliant", "mttr": "5.75",
-        "created_at_service": "2026-06-13 09:41:00", "closed_at": None,
-    })  # fmt: skip
-    assert row(conn, "WOT0715527", "raw_status, normalized_status, bucket, is_actionable, cluster, region, owner, mttr, created_at_service, closed_at") == (
-        "IN PROGRESS", "in_progress", "pending", True, "Quarry Road", "nairobi east", "j.mwangi",
-        345, datetime(2026, 6, 13, 9, 41, tzinfo=EAT), None,
-    )  # fmt: skip
+    insert(
+        conn,
+        "WOT0715527",
+        {
+            "ticket_id": "WOT0715527",
+            "raw_status": "In Progress",
+            "normalized_status": "in_progress",
+            "bucket": "pending",
+            "is_actionable": "true",
+            "service_type": "inc",
+            "cluster": " Quarry Road ",
+            "region": "Nairobi East",
+            "location_name": "NW_KAYOLE_JUNCTION_FDT3",
+            "assigned_team": "East Team 2",
+            "owner": "j.mwangi",
+            "sla_status": "Compliant",
+            "mttr": "5.75",
+            "created_at_service": "2026-06-13 09:41:00",
+            "closed_at": None,
+        },
+    )
+    assert row(
+        conn,
+        "WOT0715527",
+        "raw_status, normalized_status, bucket, is_actionable, cluster, region, owner, mttr, created_at_service, closed_at",
+    ) == (
+        "IN PROGRESS",
+        "in_progress",
+        "pending",
+        True,
+        "Quarry Road",
+        "nairobi east",
+        "j.mwangi",
+        345,
+        datetime(2026, 6, 13, 9, 41, tzinfo=EAT),
+        None,
+    )
 
 
 def add_location(conn: psycopg.Connection, name: str, lat: float, lon: float) -> None:
     conn.execute(
         "INSERT INTO tickets.geo_locations (location_key, location_name, latitude, longitude) "
-        "VALUES (tickets.place_key(%s), %s, %s, %s)", (name, name, lat, lon),
-    )  # fmt: skip
+        "VALUES (tickets.place_key(%s), %s, %s, %s)",
+        (name, name, lat, lon),
+    )
 
 
 def add_cluster(conn: psycopg.Connection, name: str, lat: float, lon: float) -> None:
     conn.execute(
         "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude) "
-        "VALUES (tickets.place_key(%s), %s, %s, %s)", (name, name, lat, lon),
-    )  # fmt: skip
+        "VALUES (tickets.place_key(%s), %s, %s, %s)",
+        (name, name, lat, lon),
+    )
 
 
 def test_geometry_precedence_feed_location_cluster_none(conn: psycopg.Connection) -> None:
@@ -128,9 +187,7 @@ def test_geometry_precedence_feed_location_cluster_none(conn: psycopg.Connection
     insert(conn, "ZERO", {"latitude": "0", "longitude": "0", "cluster": "y"})
     got = {
         r[0]: r[1:]
-        for r in conn.execute(
-            "SELECT ticket_id, geo_source, ST_Y(geom), ST_X(geom) FROM tickets.inc"
-        ).fetchall()
+        for r in conn.execute("SELECT ticket_id, geo_source, ST_Y(geom), ST_X(geom) FROM tickets.inc").fetchall()
     }
     assert got == {
         "FEED": ("feed", pytest.approx(-1.3), pytest.approx(36.8)),
@@ -183,8 +240,11 @@ def test_fn_tickets_for_map_geojson_and_summary(conn: psycopg.Connection) -> Non
     assert feature["properties"]["geo_source"] == "cluster"
     summary = payload["summary"]
     assert {k: summary[k] for k in ("open_only", "tickets", "mapped", "unmapped")} == {
-        "open_only": True, "tickets": 2, "mapped": 1, "unmapped": 1,
-    }  # fmt: skip
+        "open_only": True,
+        "tickets": 2,
+        "mapped": 1,
+        "unmapped": 1,
+    }
     assert summary["freshness"]["source_max_key"].endswith("2026-06-15T06-00-00.csv")
     everything = conn.execute("SELECT reporting.fn_tickets_for_map(false)").fetchone()[0]
     assert [f["id"] for f in everything["features"]] == ["CLOSED", "OPEN1"]
@@ -239,10 +299,21 @@ def test_geography_gives_metres_and_radius_search(conn: psycopg.Connection) -> N
 
 @pytest.mark.parametrize(
     "hours, minutes",
-    [("5.75", 345), ("0", 0), ("0.01", 1), ("0.005", 0), ("48", 2880), ("87600", 5256000),
-     ("87600.01", None), ("-1", None), ("999999999999", None), ("#VALUE!", None), ("", None),
-     (None, None)],
-)  # fmt: skip
+    [
+        ("5.75", 345),
+        ("0", 0),
+        ("0.01", 1),
+        ("0.005", 0),
+        ("48", 2880),
+        ("87600", 5256000),
+        ("87600.01", None),
+        ("-1", None),
+        ("999999999999", None),
+        ("#VALUE!", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_mttr_is_whole_minutes_and_absurd_values_are_null(
     conn: psycopg.Connection, hours: str | None, minutes: int | None
 ) -> None:
@@ -254,8 +325,7 @@ def test_single_valued_columns_are_dropped_and_kept_in_raw(conn: psycopg.Connect
     columns = {
         r[0]
         for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = 'tickets' AND table_name = 'inc'"
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'tickets' AND table_name = 'inc'"
         ).fetchall()
     }
     assert not columns & {"is_alarm", "is_auto_created", "is_auto_closed", "service_type"}

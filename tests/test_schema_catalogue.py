@@ -28,8 +28,10 @@ def generated(template_db: str) -> dict[str, str]:
         recorded = re.search(r"Read from PostgreSQL (\d+)", (ROOT / "schema/README.md").read_text())
         assert recorded, "schema/README.md names the PostgreSQL version it was read from"
         if conn.info.server_version // 10000 != int(recorded.group(1)):
-            pytest.skip(f"the catalogue was read from PostgreSQL {recorded.group(1)}; "
-                        "another major version words definitions differently")
+            pytest.skip(
+                f"the catalogue was read from PostgreSQL {recorded.group(1)}; "
+                "another major version words definitions differently"
+            )
         return render_all(conn, ROOT)
 
 
@@ -60,8 +62,9 @@ def test_every_object_has_a_file_naming_where_its_definition_comes_from(generate
     assert "schema/tickets/views/inc_open_sla.sql" in objects
     for path, text in objects.items():
         header = text.splitlines()[1]
-        assert re.search(r"created (or replaced )?in migrations/\d+_\w+\.sql|migrations runner", header, re.IGNORECASE), \
-            f"{path}: {header}"
+        assert re.search(
+            r"created (or replaced )?in migrations/\d+_\w+\.sql|migrations runner", header, re.IGNORECASE
+        ), f"{path}: {header}"
     # Extensions' own functions are not part of the schema.
     assert not any("gbtreekey" in text for text in objects.values())
 

@@ -111,25 +111,42 @@ def database_url(password: str, form: str, user: str, host: str, port: int, db: 
     }[form], password
 
 
-@hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@hypothesis_settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     password=st.text(PASSWORD_CHARS, min_size=6, max_size=24),
     form=st.sampled_from(("encoded", "query", *MALFORMATIONS)),
-    command=st.sampled_from((["status"], ["migrate"], ["ingest", "--apply"], ["status", "--json"],
-                             ["ingest", "--json"])),  # fmt: skip
+    command=st.sampled_from(
+        (["status"], ["migrate"], ["ingest", "--apply"], ["status", "--json"], ["ingest", "--json"])
+    ),
 )
 @example(password="S3c@retPW", form="encoded", command=["status"])
 @example(password="pw%zz%41W0rd", form="bad_percent", command=["migrate"])
 @example(password="Kayole2026!", form="query", command=["ingest", "--apply"])
 @example(password="00iled", form="bad_percent", command=["ingest", "--json"])  # "iled" is in the key "failed"
 def test_no_output_holds_a_piece_of_the_password(
-    cli_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    db_url: str, s3_settings: Settings, password: str, form: str, command: list[str],
-) -> None:  # fmt: skip
+    cli_env: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    s3_settings: Settings,
+    password: str,
+    form: str,
+    command: list[str],
+) -> None:
     server = urlsplit(db_url)
-    url, secret = database_url(password, form, server.username or "postgres", server.hostname or "127.0.0.1",
-                               server.port or 5432, server.path[1:])  # fmt: skip
+    url, secret = database_url(
+        password,
+        form,
+        server.username or "postgres",
+        server.hostname or "127.0.0.1",
+        server.port or 5432,
+        server.path[1:],
+    )
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("RUSTFS_ENDPOINT", s3_settings.s3_endpoint or "")
     monkeypatch.setenv("RUSTFS_ACCESS_KEY_ID", s3_settings.s3_access_key_id or "")
@@ -141,9 +158,17 @@ def test_no_output_holds_a_piece_of_the_password(
     # "failed"): it is a leak only if the same run with another password of the
     # same length does not print it too.
     other = "Q" * len(password)
-    monkeypatch.setenv("DATABASE_URL", database_url(other, form, server.username or "postgres",
-                                                    server.hostname or "127.0.0.1", server.port or 5432,
-                                                    server.path[1:])[0])
+    monkeypatch.setenv(
+        "DATABASE_URL",
+        database_url(
+            other,
+            form,
+            server.username or "postgres",
+            server.hostname or "127.0.0.1",
+            server.port or 5432,
+            server.path[1:],
+        )[0],
+    )
     _, innocent = run_main(command, capsys)
 
     assert not leaks(secret, output, innocent), (url, output)

@@ -37,7 +37,10 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"INC_PREFIX": "automations/inc"}, "INC_PREFIX must end with '/'"),
         ({"GEOCODER_PROVIDER": "google"}, "GEOCODER_PROVIDER must be one of locationiq, opencage, nominatim"),
         ({"STATUS_MAX_PENDING_MINUTES": "an hour"}, "STATUS_MAX_PENDING_MINUTES must be a whole number of minutes"),
-        ({"STATUS_MAX_SILENCE_MINUTES": "0"}, "STATUS_MAX_SILENCE_MINUTES must be a whole number of minutes, at least 1"),
+        (
+            {"STATUS_MAX_SILENCE_MINUTES": "0"},
+            "STATUS_MAX_SILENCE_MINUTES must be a whole number of minutes, at least 1",
+        ),
         ({"EXPORT_HOURS": "6am-8pm"}, "EXPORT_HOURS must look like 06:00-20:00"),
     ],
 )

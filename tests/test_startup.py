@@ -22,8 +22,7 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["ingest", "--help"], ["doctor", "--help"]])
 def test_version_and_help_load_no_heavy_library(args: list[str]) -> None:
-    code = ("from fleettickets.cli import main\n"
-            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass")  # fmt: skip
+    code = f"from fleettickets.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass"
     assert loaded_after(code) == []
 
 

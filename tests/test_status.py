@@ -27,7 +27,9 @@ MIGRATIONS = read_migrations(default_migrations_dir())
 
 def recent_stream(folder: Path, newest_minutes_ago: int = 5) -> list[Path]:
     """A baseline and one delta, the delta named `newest_minutes_ago` before the pinned now (EAT)."""
-    newest = clock.now().astimezone(EAT).replace(tzinfo=None, second=0, microsecond=0) - timedelta(minutes=newest_minutes_ago)
+    newest = clock.now().astimezone(EAT).replace(tzinfo=None, second=0, microsecond=0) - timedelta(
+        minutes=newest_minutes_ago
+    )
     return write_sample_stream(folder, baseline_rows=40, deltas=1, delta_rows=10, start=newest - timedelta(minutes=20))
 
 
@@ -49,8 +51,15 @@ def test_healthy_pipeline(settings: Settings, tmp_path: Path) -> None:
     assert (code, err) == (0, "") and out.startswith("healthy: last run ok at ") and out.count("\n") == 1
     code, out, _ = status(settings, cwd=tmp_path)
     assert code == 0
-    for text in [f"{len(MIGRATIONS)} migrations applied; pending: none", "0 new file(s) waiting", f"{PREFIX}changes/{stream[-1].name}",
-                 "tickets    ", f"history    {days} day(s), ", "dashboard  installed", "healthy:"]:  # fmt: skip
+    for text in [
+        f"{len(MIGRATIONS)} migrations applied; pending: none",
+        "0 new file(s) waiting",
+        f"{PREFIX}changes/{stream[-1].name}",
+        "tickets    ",
+        f"history    {days} day(s), ",
+        "dashboard  installed",
+        "healthy:",
+    ]:
         assert text in out, out
 
     code, out, _ = status(settings, "--json", cwd=tmp_path)
@@ -63,11 +72,16 @@ def test_healthy_pipeline(settings: Settings, tmp_path: Path) -> None:
     [run] = facts["runs"]
     assert run["status"] == "ok" and run["files_applied"] == 2 and run["seconds"] >= 0
     assert facts["tickets"]["total"] == sum(facts["tickets"]["placed"].values()) > 0
-    assert facts["gazetteer"] == {"clusters": {"rows": 0, "with_coordinates": 0},
-                                  "locations": {"rows": 0, "with_coordinates": 0}}  # fmt: skip
+    assert facts["gazetteer"] == {
+        "clusters": {"rows": 0, "with_coordinates": 0},
+        "locations": {"rows": 0, "with_coordinates": 0},
+    }
     assert 40 <= facts["freshness"]["content_lag_hours"] <= 56, "the sample's content trails by two days"
-    assert facts["thresholds"] == {"max_pending_minutes": 45, "max_silence_minutes": 60,
-                                   "export_hours": "06:00-20:00 EAT"}  # fmt: skip
+    assert facts["thresholds"] == {
+        "max_pending_minutes": 45,
+        "max_silence_minutes": 60,
+        "export_hours": "06:00-20:00 EAT",
+    }
 
 
 def test_failed_last_run_is_unhealthy(settings: Settings, tmp_path: Path) -> None:
@@ -116,8 +130,9 @@ def wait_for_backends_to_end(url: str) -> None:
     """The server ends a killed client's session (and its lock) a moment after the process dies."""
     deadline = time.monotonic() + 10
     with psycopg.connect(url, autocommit=True) as conn:
-        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fleettickets' "
-                           "AND pid <> pg_backend_pid()").fetchone() != (0,):  # fmt: skip
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fleettickets' AND pid <> pg_backend_pid()"
+        ).fetchone() != (0,):
             assert time.monotonic() < deadline, "the killed run's session never ended"
             time.sleep(0.05)
 
@@ -137,7 +152,10 @@ def test_files_waiting_too_long_are_unhealthy(settings: Settings, tmp_path: Path
 
 def test_silence_counts_only_export_hours(settings: Settings, tmp_path: Path) -> None:
     day = datetime(2026, 6, 15, 8, 0)  # the sample stream's files run 06:00-08:00 EAT
-    upload(settings, write_sample_stream(tmp_path / "s", baseline_rows=20, deltas=6, delta_rows=5, start=day - timedelta(hours=2)))
+    upload(
+        settings,
+        write_sample_stream(tmp_path / "s", baseline_rows=20, deltas=6, delta_rows=5, start=day - timedelta(hours=2)),
+    )
     run_ingest(settings, apply=True)
     at = lambda h, m=0: day.replace(hour=h, minute=m, tzinfo=EAT)  # noqa: E731
     silent = report(settings, now=at(9, 30))
@@ -155,8 +173,9 @@ def test_silence_counts_only_export_hours(settings: Settings, tmp_path: Path) ->
 def test_pending_migrations_are_unhealthy(empty_db_url: str, s3_settings: Settings, tmp_path: Path) -> None:
     result = run_cli(["status", "--check"], job_env(empty_db_url, s3_settings), tmp_path)
     assert result.returncode == 1
-    assert result.stdout.startswith(f"unhealthy: {len(MIGRATIONS)} migration(s) pending (first 01_tickets_schema.sql); "
-                                    "run `fleettickets migrate`")  # fmt: skip
+    assert result.stdout.startswith(
+        f"unhealthy: {len(MIGRATIONS)} migration(s) pending (first 01_tickets_schema.sql); run `fleettickets migrate`"
+    )
     text = run_cli(["status"], job_env(empty_db_url, s3_settings), tmp_path)
     assert text.returncode == 0, "without --check the report is shown whatever the health"
     assert "no tickets table yet" in text.stdout and "nothing ingested yet" in text.stdout
@@ -166,8 +185,9 @@ def test_unreachable_bucket_is_a_reason_not_a_traceback(settings: Settings, tmp_
     env = job_env(settings.database_url, settings, RUSTFS_ENDPOINT=f"http://127.0.0.1:{free_port()}")
     result = run_cli(["status", "--check"], env, tmp_path, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stdout.startswith(f"unhealthy: bucket: cannot list s3://{settings.s3_bucket}/{PREFIX}changes/: "
-                                    "the S3 endpoint did not answer")  # fmt: skip
+    assert result.stdout.startswith(
+        f"unhealthy: bucket: cannot list s3://{settings.s3_bucket}/{PREFIX}changes/: the S3 endpoint did not answer"
+    )
 
 
 def test_unreachable_bucket_fails_the_ingest_run(settings: Settings, tmp_path: Path) -> None:
@@ -184,14 +204,19 @@ def test_history_and_gazetteer_coverage(settings: Settings, tmp_path: Path) -> N
     upload(settings, stream)
     run_ingest(settings, apply=True)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude, status) "
-                     "VALUES ('kayole', 'Kayole', -1.27, 36.91, 'ok'), ('umoja', 'Umoja', NULL, NULL, 'not_found')")  # fmt: skip
-        days, first, last = conn.execute("SELECT count(*), min(snapshot_date), max(snapshot_date) FROM tickets.inc_daily_snapshot").fetchone()
+        conn.execute(
+            "INSERT INTO tickets.geo_clusters (cluster_key, cluster, latitude, longitude, status) "
+            "VALUES ('kayole', 'Kayole', -1.27, 36.91, 'ok'), ('umoja', 'Umoja', NULL, NULL, 'not_found')"
+        )
+        days, first, last = conn.execute(
+            "SELECT count(*), min(snapshot_date), max(snapshot_date) FROM tickets.inc_daily_snapshot"
+        ).fetchone()
         closures = conn.execute("SELECT count(*) FROM tickets.closure_events").fetchone()[0]
     facts = report(settings).facts
     assert days >= 1
-    assert facts.history == HistoryFacts(installed=True, first_day=first, last_day=last, days=days,
-                                         closure_events=closures)  # fmt: skip
+    assert facts.history == HistoryFacts(
+        installed=True, first_day=first, last_day=last, days=days, closure_events=closures
+    )
     assert facts.dashboard_installed is True
     assert facts.gazetteer["clusters"] == GazetteerCount(rows=2, with_coordinates=1)
     out = status(settings, cwd=tmp_path)[1]
@@ -201,9 +226,11 @@ def test_history_and_gazetteer_coverage(settings: Settings, tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     "option, message",
-    [(["--export-hours", "6-20"], "Error: EXPORT_HOURS must look like 06:00-20:00"),
-     (["--max-pending-minutes", "0"], "Invalid value for '--max-pending-minutes'")],
-)  # fmt: skip
+    [
+        (["--export-hours", "6-20"], "Error: EXPORT_HOURS must look like 06:00-20:00"),
+        (["--max-pending-minutes", "0"], "Invalid value for '--max-pending-minutes'"),
+    ],
+)
 def test_bad_thresholds_are_usage_errors(settings: Settings, tmp_path: Path, option: list[str], message: str) -> None:
     code, _, err = status(settings, "--check", *option, cwd=tmp_path)
     assert code == 2 and message in err

@@ -17,9 +17,23 @@ from pathlib import Path
 
 from tests.crafted import EAT, eat_text
 
-COLUMNS = ("ticket_id", "normalized_status", "is_actionable", "cluster", "owner", "assigned_team",
-           "sla_status", "mttr", "created_at_service", "first_seen_at", "closed_at",
-           "latitude", "longitude", "region", "location_name")  # fmt: skip
+COLUMNS = (
+    "ticket_id",
+    "normalized_status",
+    "is_actionable",
+    "cluster",
+    "owner",
+    "assigned_team",
+    "sla_status",
+    "mttr",
+    "created_at_service",
+    "first_seen_at",
+    "closed_at",
+    "latitude",
+    "longitude",
+    "region",
+    "location_name",
+)
 CLUSTERS = ("Kayole", "KAYOLE", "Pipeline", " pipeline", "Umoja", "")
 TEAMS = ("East 1", " east 1 ", "East 2", "EAST 2", "West 9", "")
 SLA = ("Compliant", "compliant", "Breached", "BREACHED", "", "Unknown")
@@ -71,14 +85,19 @@ def write_trend_stream(folder: Path, today: date, *, seed: int = 31, tickets: in
     for n in range(tickets):
         created = start - timedelta(days=5) + timedelta(seconds=rng.uniform(0, span + 5 * 86400))
         closed = created + timedelta(hours=rng.uniform(0.5, 120)) if rng.random() < 0.8 else None
-        made.append(Ticket(
-            ticket_id=f"T{n:05d}", created=created, closed=closed,
-            cluster=rng.choice(CLUSTERS), team=rng.choice(TEAMS),
-            later_team=rng.choice(TEAMS) if rng.random() < 0.2 else None,
-            sla_status=rng.choice(SLA),
-            mttr=rng.choice((f"{rng.uniform(0.1, 90):.2f}", f"{rng.uniform(0.1, 90):.2f}", "", "#VALUE!")),
-            has_service_clock=rng.random() < 0.9,
-        ))  # fmt: skip
+        made.append(
+            Ticket(
+                ticket_id=f"T{n:05d}",
+                created=created,
+                closed=closed,
+                cluster=rng.choice(CLUSTERS),
+                team=rng.choice(TEAMS),
+                later_team=rng.choice(TEAMS) if rng.random() < 0.2 else None,
+                sla_status=rng.choice(SLA),
+                mttr=rng.choice((f"{rng.uniform(0.1, 90):.2f}", f"{rng.uniform(0.1, 90):.2f}", "", "#VALUE!")),
+                has_service_clock=rng.random() < 0.9,
+            )
+        )
     paths = []
     previous: datetime | None = None
     at = start
@@ -88,8 +107,12 @@ def write_trend_stream(folder: Path, today: date, *, seed: int = 31, tickets: in
             new = t.created <= at and (previous is None or t.created > previous)
             closing = t.closed is not None and previous is not None and previous < t.closed <= at
             # re-assigned two files after the closure was first shown
-            moved = (t.later_team is not None and t.closed is not None and previous is not None
-                     and previous < t.closed + 2 * FILE_EVERY <= at)  # fmt: skip
+            moved = (
+                t.later_team is not None
+                and t.closed is not None
+                and previous is not None
+                and previous < t.closed + 2 * FILE_EVERY <= at
+            )
             if moved:
                 rows.append(t.row(at, team=t.later_team))
             elif new or closing:

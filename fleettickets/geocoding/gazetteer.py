@@ -193,9 +193,7 @@ class Saved:
         self.tickets_moved += other.tickets_moved
 
 
-def select_places(
-    conn: psycopg.Connection, kind: Kind, *, retry_failed: bool, retry_days: float
-) -> Selection:
+def select_places(conn: psycopg.Connection, kind: Kind, *, retry_failed: bool, retry_days: float) -> Selection:
     """The places without a usable or fresh answer, most open tickets first."""
     params = {"retry_failed": retry_failed, "retry_days": retry_days}
     selection = Selection()
@@ -215,9 +213,7 @@ def select_places(
             selection.no_cluster_point.append(name)
         else:
             query = geocode_query(place_name, cluster, region)
-            selection.places.append(
-                Place(kind, key, name, query, region, open_tickets, cluster_key, (lat, lon))
-            )
+            selection.places.append(Place(kind, key, name, query, region, open_tickets, cluster_key, (lat, lon)))
     return selection
 
 
@@ -247,16 +243,24 @@ def cached_outcomes(
         _, status, lat, lon, confidence, display_name, provider, fetched_at = row
         # A rejected answer is still the provider's point: the guard judges it
         # again against this place's cluster when it is saved.
-        outcomes.append(Outcome(
-            place, "not_found" if status == "not_found" else "ok", provider,
-            place.query, lat, lon, confidence, display_name, None, fetched_at,
-        ))  # fmt: skip
+        outcomes.append(
+            Outcome(
+                place,
+                "not_found" if status == "not_found" else "ok",
+                provider,
+                place.query,
+                lat,
+                lon,
+                confidence,
+                display_name,
+                None,
+                fetched_at,
+            )
+        )
     return outcomes
 
 
-def save_outcomes(
-    conn: psycopg.Connection, outcomes: list[Outcome], max_km: float = MAX_DISTANCE_KM
-) -> Saved:
+def save_outcomes(conn: psycopg.Connection, outcomes: list[Outcome], max_km: float = MAX_DISTANCE_KM) -> Saved:
     """Store a batch and re-place its tickets, all in one transaction."""
     saved = Saved()
     if not outcomes:
@@ -311,6 +315,10 @@ def _log_saved(outcome: Outcome, status: str, distance_km: float | None) -> None
     far = f" ({distance_km:.1f} km from the cluster centroid)" if distance_km else ""
     log = logger.warning if status in ("rejected", "error") else logger.debug
     log(
-        "%s %s: %s%s", outcome.place.kind, outcome.place.name, status, far,
+        "%s %s: %s%s",
+        outcome.place.kind,
+        outcome.place.name,
+        status,
+        far,
         extra={"place": outcome.place.key, "status": status, "query": outcome.query},
-    )  # fmt: skip
+    )

@@ -24,10 +24,24 @@ from fleettickets.settings import Settings
 logger = logging.getLogger(__name__)
 
 COLUMNS = (
-    "kind", "key", "name", "cluster_key", "region", "latitude", "longitude", "status",
-    "verified", "distance_km", "confidence", "provider", "query", "display_name",
-    "last_error", "fetched_at", "open_tickets",
-)  # fmt: skip
+    "kind",
+    "key",
+    "name",
+    "cluster_key",
+    "region",
+    "latitude",
+    "longitude",
+    "status",
+    "verified",
+    "distance_km",
+    "confidence",
+    "provider",
+    "query",
+    "display_name",
+    "last_error",
+    "fetched_at",
+    "open_tickets",
+)
 REQUIRED = ("kind", "key", "latitude", "longitude", "verified")
 MAX_REPORTED = 20
 # Longer than any name, query or answer a gazetteer holds; a longer cell is a
@@ -56,6 +70,7 @@ SELECT 'location', g.location_key, g.location_name, g.cluster_key, g.region, g.l
   FROM tickets.geo_locations g LEFT JOIN open_locations o ON o.key = g.location_key
  ORDER BY 1, 2
 """
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -147,8 +162,10 @@ def read_edits(path: Path) -> list[Edit]:
                 continue
             longest = max(map(len, values))
             if longest > MAX_CELL_CHARS:
-                problems.append(f"line {line}: a cell is {longest:,} characters long; "
-                                f"gazetteer cells hold at most {MAX_CELL_CHARS:,}")  # fmt: skip
+                problems.append(
+                    f"line {line}: a cell is {longest:,} characters long; "
+                    f"gazetteer cells hold at most {MAX_CELL_CHARS:,}"
+                )
                 continue
             try:
                 edit = _edit(line, _as_row(header, values))
@@ -191,9 +208,8 @@ def _header_problems(header: list[str]) -> list[str]:
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
         problems.append(
-            "unknown columns " + ", ".join(repr(n) for n in unknown)
-            + " (known: " + ", ".join(COLUMNS) + ")"
-        )  # fmt: skip
+            "unknown columns " + ", ".join(repr(n) for n in unknown) + " (known: " + ", ".join(COLUMNS) + ")"
+        )
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         problems.append("missing columns " + ", ".join(missing))
@@ -280,20 +296,28 @@ def _apply(conn: psycopg.Connection, edit: Edit, report: ImportReport) -> None:
     lat, lon = edit.point if edit.point else (None, None)
     provider = sql.SQL(", provider = 'manual', last_error = NULL" if moved and edit.point else "")
     conn.execute(
-        sql.SQL("UPDATE tickets.{} SET latitude = %s, longitude = %s, status = %s, "
-                "verified = %s, updated_at = now(){} WHERE {} = %s")
-        .format(name, provider, key_column),
+        sql.SQL(
+            "UPDATE tickets.{} SET latitude = %s, longitude = %s, status = %s, "
+            "verified = %s, updated_at = now(){} WHERE {} = %s"
+        ).format(name, provider, key_column),
         (lat, lon, new_status, edit.verified, edit.key),
-    )  # fmt: skip
+    )
     report.changed.append((edit.kind, edit.key))
 
 
 def _insert(conn: psycopg.Connection, edit: Edit, table: GazetteerTable) -> None:
     lat, lon = edit.point if edit.point else (None, None)
-    columns = [table.key_column, table.name_column, "region", "latitude", "longitude", "status",
-               "verified", "provider"]  # fmt: skip
-    values: list[Any] = [edit.key, edit.name, edit.region, lat, lon,
-                         "ok" if edit.point else "not_found", edit.verified, "manual"]  # fmt: skip
+    columns = [table.key_column, table.name_column, "region", "latitude", "longitude", "status", "verified", "provider"]
+    values: list[Any] = [
+        edit.key,
+        edit.name,
+        edit.region,
+        lat,
+        lon,
+        "ok" if edit.point else "not_found",
+        edit.verified,
+        "manual",
+    ]
     if edit.kind == "location":
         columns.append("cluster_key")
         values.append(edit.cluster_key)

@@ -44,17 +44,13 @@ ABBREVIATIONS: dict[str, str] = {
 # site counter (`KAYOLE_JUNCTION_2` is the second site there), not part of the name.
 NUMBERED_WORDS = frozenset({"PHASE", "SECTOR", "ZONE", "BLOCK", "GATE", "ROUND"})
 
-ROMAN_NUMERALS = frozenset(
-    {"I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"}
-)
+ROMAN_NUMERALS = frozenset({"I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"})
 
 # Acronyms that read wrong in title case and that geocoders know as written.
 ACRONYMS = frozenset({"CBD", "JKIA", "KNH", "USIU", "TRM", "GPO", "KU"})
 
 # Spreadsheet debris and stand-ins that survive as words once punctuation is gone.
-PLACEHOLDERS = frozenset(
-    {"N A", "NA", "NULL", "NONE", "NIL", "VALUE", "REF", "TBD", "UNKNOWN", "TEST"}
-)
+PLACEHOLDERS = frozenset({"N A", "NA", "NULL", "NONE", "NIL", "VALUE", "REF", "TBD", "UNKNOWN", "TEST"})
 
 _CODE = re.compile("|".join(f"(?:{code})" for code in NETWORK_CODES), re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*|&")
@@ -85,9 +81,7 @@ def _spell(word: str, *, first: bool) -> str:
     return ABBREVIATIONS.get(word) or word.capitalize()
 
 
-def geocode_query(
-    place: str, cluster: str | None, region: str | None, country: str = "Kenya"
-) -> str:
+def geocode_query(place: str, cluster: str | None, region: str | None, country: str = "Kenya") -> str:
     """Join the non-blank parts into one search string, each part once.
 
     Parts arriving all in lower case (the feed lowercases `region`) are title-cased

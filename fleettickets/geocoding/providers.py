@@ -172,9 +172,7 @@ class Geocoder:
         self._max_retry_after = max_retry_after
         self._sleep = sleep
         self._secrets = [api_key] if api_key else []
-        self._limiter = RateLimiter(
-            requests_per_second or self.default_rate, clock=clock, sleep=sleep
-        )
+        self._limiter = RateLimiter(requests_per_second or self.default_rate, clock=clock, sleep=sleep)
         inner = transport or httpx.HTTPTransport()
         if api_key:
             inner = _KeyedTransport(inner, "key", api_key)
@@ -214,9 +212,7 @@ class Geocoder:
             try:
                 response = self._client.get(self.path, params=params)
             except httpx.TimeoutException as exc:
-                outcome: GeocodeAnswer | _Retry = _Retry(
-                    f"timed out ({type(exc).__name__})"
-                )
+                outcome: GeocodeAnswer | _Retry = _Retry(f"timed out ({type(exc).__name__})")
             except httpx.RequestError as exc:
                 outcome = _Retry(f"{type(exc).__name__}: {self._redact(str(exc))}")
             else:
@@ -235,8 +231,7 @@ class Geocoder:
                 wait = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
             elif wait > self._max_retry_after:
                 raise GeocoderUnavailable(
-                    f"{self.label} asked to wait {wait:.0f} s before retrying "
-                    f"({reason}); run again later."
+                    f"{self.label} asked to wait {wait:.0f} s before retrying ({reason}); run again later."
                 )
             logger.warning(
                 "%s: %s for %r; retry %d of %d in %.1f s",
@@ -249,16 +244,13 @@ class Geocoder:
             )
             self._sleep(wait)
         raise GeocoderUnavailable(
-            f"{self.label} failed {self.max_attempts} times for {query!r}; last: "
-            f"{reason}. Run again later."
+            f"{self.label} failed {self.max_attempts} times for {query!r}; last: {reason}. Run again later."
         )
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    def _interpret(
-        self, response: httpx.Response, query: str
-    ) -> GeocodeAnswer | _Retry:
+    def _interpret(self, response: httpx.Response, query: str) -> GeocodeAnswer | _Retry:
         try:
             body: Any = response.json()
         except ValueError:
@@ -267,9 +259,7 @@ class Geocoder:
                 return _Retry("malformed JSON in a 200 reply")
         return self._by_code(response.status_code, body, response, query)
 
-    def _by_code(
-        self, code: int, body: Any, response: httpx.Response, query: str
-    ) -> GeocodeAnswer | _Retry:
+    def _by_code(self, code: int, body: Any, response: httpx.Response, query: str) -> GeocodeAnswer | _Retry:
         message = self._error_message(body) or response.reason_phrase or "no message"
         detail = self._redact(f"HTTP {code}: {message}")
         if code == 200:
@@ -293,8 +283,7 @@ class Geocoder:
             if answer is not None:
                 return answer
         raise GeocoderError(
-            f"{self.label} rejected the request ({detail}); check the base URL "
-            "and query. This is not retried."
+            f"{self.label} rejected the request ({detail}); check the base URL and query. This is not retried."
         )
 
     def _too_many(self, message: str, detail: str, response: httpx.Response) -> _Retry:
@@ -416,9 +405,7 @@ class OpenCage(Geocoder):
             params["bounds"] = ",".join(str(float(v)) for v in bias_box)
         return params
 
-    def _by_code(
-        self, code: int, body: Any, response: httpx.Response, query: str
-    ) -> GeocodeAnswer | _Retry:
+    def _by_code(self, code: int, body: Any, response: httpx.Response, query: str) -> GeocodeAnswer | _Retry:
         # A 200 whose body reports another code is judged by the body's code.
         body_code = _status(body).get("code")
         if code == 200 and isinstance(body_code, int) and body_code != 200:

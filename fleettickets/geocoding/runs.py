@@ -102,9 +102,7 @@ def _run(
         if apply:
             stack.enter_context(job_lock(conn, "geocode"))
         selection = gazetteer.select_places(conn, kind, retry_failed=retry_failed, retry_days=days)
-        cached = gazetteer.cached_outcomes(
-            conn, selection.places, retry_failed=retry_failed, retry_days=days
-        )
+        cached = gazetteer.cached_outcomes(conn, selection.places, retry_failed=retry_failed, retry_days=days)
         groups = _by_query(selection.places, {o.place.key for o in cached})
         to_ask = groups if limit is None else groups[: max(limit, 0)]
         report.places = len(selection.places)
@@ -184,10 +182,18 @@ def _ask(
 
 def _answered(places: list[Place], answer: GeocodeAnswer) -> list[Outcome]:
     return [
-        Outcome(place, answer.status, answer.provider, answer.query, answer.latitude,
-                answer.longitude, answer.confidence, answer.display_name)
+        Outcome(
+            place,
+            answer.status,
+            answer.provider,
+            answer.query,
+            answer.latitude,
+            answer.longitude,
+            answer.confidence,
+            answer.display_name,
+        )
         for place in places
-    ]  # fmt: skip
+    ]
 
 
 def _failed(places: list[Place], query: str, provider: str, exc: Exception) -> list[Outcome]:
@@ -196,10 +202,7 @@ def _failed(places: list[Place], query: str, provider: str, exc: Exception) -> l
 
 def _kept(report: GeocodeReport) -> str:
     done = sum(report.statuses.values()) - report.statuses["error"]
-    return (
-        f"{done} {report.kind}s saved before the stop are kept; "
-        f"{report.left} queries are left for the next run."
-    )
+    return f"{done} {report.kind}s saved before the stop are kept; {report.left} queries are left for the next run."
 
 
 def _bias_box(place: Place) -> BiasBox | None:
@@ -233,7 +236,6 @@ def _progress(total: int, label: str, show: bool | None) -> Iterator[Callable[[]
         nonlocal done
         done += 1
         if done % step == 0 or done == total:
-            logger.info("%s: %d of %d queries asked", label, done, total,
-                        extra={"done": done, "total": total})  # fmt: skip
+            logger.info("%s: %d of %d queries asked", label, done, total, extra={"done": done, "total": total})
 
     yield advance
