@@ -234,6 +234,11 @@ def load_change_file(
         if "tickets.inc" in empty:
             with _indexes_built_after(conn, empty):
                 merged = conn.execute(_statement(FIRST_LOAD_SQL, columns, result)).fetchone()
+            # The new rows have no column statistics yet: until autovacuum got
+            # round to them, the history capture in this transaction and the
+            # next runs would be planned on default guesses (a sequential scan
+            # of every version to learn that nothing is new).
+            conn.execute("ANALYZE tickets.inc, tickets.inc_versions")
         else:
             conn.execute(_statement(INCOMING_SQL, columns, result))
             with _indexes_built_after(conn, empty):

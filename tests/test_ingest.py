@@ -172,7 +172,7 @@ def index_definitions(database_url: str) -> list[tuple[str, str, bool]]:
 
 
 def test_first_load_builds_the_indexes_after_the_rows(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
-    """Into empty tables the secondary indexes are dropped and rebuilt in the file's transaction."""
+    """Into empty tables the secondary indexes are dropped and rebuilt in the file's transaction, then analysed."""
     before = index_definitions(settings.database_url)
     assert len(before) >= 8
     upload(settings, stream)
@@ -190,6 +190,12 @@ def test_first_load_builds_the_indexes_after_the_rows(settings: Settings, stream
             "EXPLAIN SELECT ticket_id FROM tickets.inc WHERE closed_at > now() - interval '1 day'"
         ).fetchall()
     assert "Index Cond: (closed_at >" in str(plan)  # the rebuilt indexes serve queries
+    with psycopg.connect(settings.database_url) as conn:  # by the load itself, not by autovacuum
+        analysed = conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'tickets' "
+            "AND relname IN ('inc', 'inc_versions') AND last_analyze IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    assert analysed == [("inc",), ("inc_versions",)]
 
 
 def test_a_crashed_run_is_visible_as_unfinished(settings: Settings, stream: list[Path], tmp_path: Path) -> None:
