@@ -45,44 +45,80 @@ COMMENT ON COLUMN tickets.inc_daily_rollup.cluster_key IS 'lower(cluster); NULL 
 COMMENT ON COLUMN tickets.inc_daily_rollup.mttrs IS 'The mttr (minutes) of each closure of the day that has one; NULL when none.';
 
 -- Recomputes the rollup rows of the given days (every day with a ticket when
--- p_days is NULL); returns how many rows it wrote.
+-- p_days is NULL); returns how many rows it wrote. A few days scattered over
+-- a long span are read one day's window each (index ranges); days that fill
+-- most of their span are read in one pass over the span, grouped by EAT
+-- day: a first load into an empty tickets.inc fires this before its
+-- indexes are rebuilt, where one window per day would scan the table once
+-- per day.
 CREATE FUNCTION tickets.refresh_daily_rollup(p_days date[])
 RETURNS integer LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     v_days date[] := p_days;
+    v_span record;
     v_rows integer;
 BEGIN
     IF v_days IS NULL THEN
         DELETE FROM tickets.inc_daily_rollup;
-        SELECT array_agg(DISTINCT d) INTO v_days
+        SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days
           FROM tickets.inc i,
                LATERAL (VALUES (tickets.eat_day(i.closed_at)),
                                (tickets.eat_day(coalesce(i.created_at_service, i.first_seen_at)))) AS x(d)
          WHERE d IS NOT NULL;
     ELSE
+        SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days FROM unnest(v_days) AS d WHERE d IS NOT NULL;
         DELETE FROM tickets.inc_daily_rollup WHERE day = ANY (v_days);
     END IF;
-    INSERT INTO tickets.inc_daily_rollup
-    SELECT w.from_date, x.cluster_key, sum(x.created), sum(x.closed), min(x.mttrs),
-           sum(x.compliant), sum(x.breached), sum(x.c48_within), sum(x.c48_breached)
-      FROM (SELECT DISTINCT d FROM unnest(v_days) AS d WHERE d IS NOT NULL) AS days
-     CROSS JOIN LATERAL reporting.inc_window('custom', days.d, days.d, now()) AS w
-     CROSS JOIN LATERAL (
-           SELECT lower(i.cluster) AS cluster_key, 0 AS created, count(*) AS closed,
-                  array_agg(i.mttr) FILTER (WHERE i.mttr IS NOT NULL) AS mttrs,
-                  count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'compliant') AS compliant,
-                  count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'breached') AS breached,
-                  count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
-                                                                        i.first_seen_at) = 'within') AS c48_within,
-                  count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
-                                                                        i.first_seen_at) = 'breached') AS c48_breached
-             FROM reporting.inc_closed_between(w.from_ts, w.to_ts, NULL, NULL) i
-            GROUP BY 1
-           UNION ALL
-           SELECT lower(i.cluster), count(*), 0, NULL, 0, 0, 0, 0
-             FROM reporting.inc_created_between(w.from_ts, w.to_ts, NULL, NULL) i
-            GROUP BY 1) AS x
-     GROUP BY w.from_date, x.cluster_key;
+    IF v_days IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF cardinality(v_days) * 2 >= v_days[cardinality(v_days)] - v_days[1] + 1 THEN
+        v_span := reporting.inc_window('custom', v_days[1], v_days[cardinality(v_days)], now());
+        INSERT INTO tickets.inc_daily_rollup
+        SELECT x.day, x.cluster_key, sum(x.created), sum(x.closed), min(x.mttrs),
+               sum(x.compliant), sum(x.breached), sum(x.c48_within), sum(x.c48_breached)
+          FROM (
+               SELECT tickets.eat_day(i.closed_at) AS day, lower(i.cluster) AS cluster_key, 0 AS created,
+                      count(*) AS closed,
+                      array_agg(i.mttr) FILTER (WHERE i.mttr IS NOT NULL) AS mttrs,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'compliant') AS compliant,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'breached') AS breached,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'within') AS c48_within,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'breached') AS c48_breached
+                 FROM reporting.inc_closed_between(v_span.from_ts, v_span.to_ts, NULL, NULL) i
+                GROUP BY 1, 2
+               UNION ALL
+               SELECT tickets.eat_day(coalesce(i.created_at_service, i.first_seen_at)), lower(i.cluster),
+                      count(*), 0, NULL, 0, 0, 0, 0
+                 FROM reporting.inc_created_between(v_span.from_ts, v_span.to_ts, NULL, NULL) i
+                GROUP BY 1, 2) AS x
+         WHERE x.day = ANY (v_days)
+         GROUP BY x.day, x.cluster_key;
+    ELSE
+        INSERT INTO tickets.inc_daily_rollup
+        SELECT w.from_date, x.cluster_key, sum(x.created), sum(x.closed), min(x.mttrs),
+               sum(x.compliant), sum(x.breached), sum(x.c48_within), sum(x.c48_breached)
+          FROM unnest(v_days) AS days(d)
+         CROSS JOIN LATERAL reporting.inc_window('custom', days.d, days.d, now()) AS w
+         CROSS JOIN LATERAL (
+               SELECT lower(i.cluster) AS cluster_key, 0 AS created, count(*) AS closed,
+                      array_agg(i.mttr) FILTER (WHERE i.mttr IS NOT NULL) AS mttrs,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'compliant') AS compliant,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'breached') AS breached,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'within') AS c48_within,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'breached') AS c48_breached
+                 FROM reporting.inc_closed_between(w.from_ts, w.to_ts, NULL, NULL) i
+                GROUP BY 1
+               UNION ALL
+               SELECT lower(i.cluster), count(*), 0, NULL, 0, 0, 0, 0
+                 FROM reporting.inc_created_between(w.from_ts, w.to_ts, NULL, NULL) i
+                GROUP BY 1) AS x
+         GROUP BY w.from_date, x.cluster_key;
+    END IF;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;
 END
@@ -120,7 +156,7 @@ CREATE FUNCTION tickets.trg_inc_rollup_update() RETURNS trigger LANGUAGE plpgsql
 DECLARE
     v_days date[];
 BEGIN
-    SELECT array_agg(DISTINCT d) INTO v_days
+    SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days
       FROM old_rows o
       FULL JOIN new_rows n ON n.ticket_id = o.ticket_id,
            unnest(tickets.rollup_days_of(o.created_at_service, o.first_seen_at, o.closed_at)

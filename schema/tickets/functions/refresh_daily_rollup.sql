@@ -9,39 +9,70 @@ CREATE OR REPLACE FUNCTION tickets.refresh_daily_rollup(p_days date[])
 AS $function$
 DECLARE
     v_days date[] := p_days;
+    v_span record;
     v_rows integer;
 BEGIN
     IF v_days IS NULL THEN
         DELETE FROM tickets.inc_daily_rollup;
-        SELECT array_agg(DISTINCT d) INTO v_days
+        SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days
           FROM tickets.inc i,
                LATERAL (VALUES (tickets.eat_day(i.closed_at)),
                                (tickets.eat_day(coalesce(i.created_at_service, i.first_seen_at)))) AS x(d)
          WHERE d IS NOT NULL;
     ELSE
+        SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days FROM unnest(v_days) AS d WHERE d IS NOT NULL;
         DELETE FROM tickets.inc_daily_rollup WHERE day = ANY (v_days);
     END IF;
-    INSERT INTO tickets.inc_daily_rollup
-    SELECT w.from_date, x.cluster_key, sum(x.created), sum(x.closed), min(x.mttrs),
-           sum(x.compliant), sum(x.breached), sum(x.c48_within), sum(x.c48_breached)
-      FROM (SELECT DISTINCT d FROM unnest(v_days) AS d WHERE d IS NOT NULL) AS days
-     CROSS JOIN LATERAL reporting.inc_window('custom', days.d, days.d, now()) AS w
-     CROSS JOIN LATERAL (
-           SELECT lower(i.cluster) AS cluster_key, 0 AS created, count(*) AS closed,
-                  array_agg(i.mttr) FILTER (WHERE i.mttr IS NOT NULL) AS mttrs,
-                  count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'compliant') AS compliant,
-                  count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'breached') AS breached,
-                  count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
-                                                                        i.first_seen_at) = 'within') AS c48_within,
-                  count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
-                                                                        i.first_seen_at) = 'breached') AS c48_breached
-             FROM reporting.inc_closed_between(w.from_ts, w.to_ts, NULL, NULL) i
-            GROUP BY 1
-           UNION ALL
-           SELECT lower(i.cluster), count(*), 0, NULL, 0, 0, 0, 0
-             FROM reporting.inc_created_between(w.from_ts, w.to_ts, NULL, NULL) i
-            GROUP BY 1) AS x
-     GROUP BY w.from_date, x.cluster_key;
+    IF v_days IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF cardinality(v_days) * 2 >= v_days[cardinality(v_days)] - v_days[1] + 1 THEN
+        v_span := reporting.inc_window('custom', v_days[1], v_days[cardinality(v_days)], now());
+        INSERT INTO tickets.inc_daily_rollup
+        SELECT x.day, x.cluster_key, sum(x.created), sum(x.closed), min(x.mttrs),
+               sum(x.compliant), sum(x.breached), sum(x.c48_within), sum(x.c48_breached)
+          FROM (
+               SELECT tickets.eat_day(i.closed_at) AS day, lower(i.cluster) AS cluster_key, 0 AS created,
+                      count(*) AS closed,
+                      array_agg(i.mttr) FILTER (WHERE i.mttr IS NOT NULL) AS mttrs,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'compliant') AS compliant,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'breached') AS breached,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'within') AS c48_within,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'breached') AS c48_breached
+                 FROM reporting.inc_closed_between(v_span.from_ts, v_span.to_ts, NULL, NULL) i
+                GROUP BY 1, 2
+               UNION ALL
+               SELECT tickets.eat_day(coalesce(i.created_at_service, i.first_seen_at)), lower(i.cluster),
+                      count(*), 0, NULL, 0, 0, 0, 0
+                 FROM reporting.inc_created_between(v_span.from_ts, v_span.to_ts, NULL, NULL) i
+                GROUP BY 1, 2) AS x
+         WHERE x.day = ANY (v_days)
+         GROUP BY x.day, x.cluster_key;
+    ELSE
+        INSERT INTO tickets.inc_daily_rollup
+        SELECT w.from_date, x.cluster_key, sum(x.created), sum(x.closed), min(x.mttrs),
+               sum(x.compliant), sum(x.breached), sum(x.c48_within), sum(x.c48_breached)
+          FROM unnest(v_days) AS days(d)
+         CROSS JOIN LATERAL reporting.inc_window('custom', days.d, days.d, now()) AS w
+         CROSS JOIN LATERAL (
+               SELECT lower(i.cluster) AS cluster_key, 0 AS created, count(*) AS closed,
+                      array_agg(i.mttr) FILTER (WHERE i.mttr IS NOT NULL) AS mttrs,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'compliant') AS compliant,
+                      count(*) FILTER (WHERE reporting.closure_sla(i.sla_status) = 'breached') AS breached,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'within') AS c48_within,
+                      count(*) FILTER (WHERE reporting.closure_contract_48h(i.closed_at, i.created_at_service,
+                                                                            i.first_seen_at) = 'breached') AS c48_breached
+                 FROM reporting.inc_closed_between(w.from_ts, w.to_ts, NULL, NULL) i
+                GROUP BY 1
+               UNION ALL
+               SELECT lower(i.cluster), count(*), 0, NULL, 0, 0, 0, 0
+                 FROM reporting.inc_created_between(w.from_ts, w.to_ts, NULL, NULL) i
+                GROUP BY 1) AS x
+         GROUP BY w.from_date, x.cluster_key;
+    END IF;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;
 END

@@ -9,7 +9,7 @@ AS $function$
 DECLARE
     v_days date[];
 BEGIN
-    SELECT array_agg(DISTINCT d) INTO v_days
+    SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days
       FROM old_rows o
       FULL JOIN new_rows n ON n.ticket_id = o.ticket_id,
            unnest(tickets.rollup_days_of(o.created_at_service, o.first_seen_at, o.closed_at)
