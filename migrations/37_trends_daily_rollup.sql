@@ -150,8 +150,11 @@ BEGIN
 END
 $$;
 
--- An update marks the old and new days of the rows whose counted columns
--- changed; others (geometry, last_seen_at, ...) leave the rollup alone.
+-- An update marks, for each row, the old and new created days when what a
+-- creation is counted by changed, and the old and new closed days when what
+-- a closure is counted by changed; other columns (geometry, last_seen_at,
+-- ...) leave the rollup alone. A delta that closes tickets opened weeks ago
+-- so recomputes the closing days only, not every day they were opened on.
 CREATE FUNCTION tickets.trg_inc_rollup_update() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     v_days date[];
@@ -159,14 +162,18 @@ BEGIN
     SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days
       FROM old_rows o
       FULL JOIN new_rows n ON n.ticket_id = o.ticket_id,
-           unnest(tickets.rollup_days_of(o.created_at_service, o.first_seen_at, o.closed_at)
-                  || tickets.rollup_days_of(n.created_at_service, n.first_seen_at, n.closed_at)) AS d
-     WHERE d IS NOT NULL
-       AND (o.ticket_id IS NULL OR n.ticket_id IS NULL
-            OR (o.created_at_service, o.first_seen_at, o.closed_at, o.is_actionable, o.cluster, o.mttr,
-                o.sla_status)
-               IS DISTINCT FROM (n.created_at_service, n.first_seen_at, n.closed_at, n.is_actionable,
-                                 n.cluster, n.mttr, n.sla_status));
+           unnest(CASE WHEN o.ticket_id IS NULL OR n.ticket_id IS NULL
+                         OR (coalesce(o.created_at_service, o.first_seen_at), o.cluster)
+                            IS DISTINCT FROM (coalesce(n.created_at_service, n.first_seen_at), n.cluster)
+                       THEN ARRAY[tickets.eat_day(coalesce(o.created_at_service, o.first_seen_at)),
+                                  tickets.eat_day(coalesce(n.created_at_service, n.first_seen_at))] END
+                  || CASE WHEN o.ticket_id IS NULL OR n.ticket_id IS NULL
+                         OR (o.closed_at, o.is_actionable, o.cluster, o.mttr, o.sla_status,
+                             o.created_at_service, o.first_seen_at)
+                            IS DISTINCT FROM (n.closed_at, n.is_actionable, n.cluster, n.mttr, n.sla_status,
+                                              n.created_at_service, n.first_seen_at)
+                       THEN ARRAY[tickets.eat_day(o.closed_at), tickets.eat_day(n.closed_at)] END) AS d
+     WHERE d IS NOT NULL;
     IF v_days IS NOT NULL THEN
         PERFORM tickets.refresh_daily_rollup(v_days);
     END IF;
