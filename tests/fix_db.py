@@ -22,11 +22,13 @@ from psycopg import sql
 from fleettickets.migrate import apply_migrations
 from fleettickets_dev.localdb import POSTGIS_HINT, ensure_cluster, postgis_available, stop_cluster
 
-TEMPLATE_DB = "fleettickets_test_template"
+# One template per parallel worker (PYTEST_XDIST_WORKER), so workers sharing a
+# server (TEST_DATABASE_URL) never drop each other's.
+TEMPLATE_DB = "fleettickets_test_template" + os.environ.get("PYTEST_XDIST_WORKER", "")
 _db_numbers = itertools.count(1)
 
 
-def _with_dbname(url: str, dbname: str) -> str:
+def with_dbname(url: str, dbname: str) -> str:
     """The same server URL with another database name (URLs, like DATABASE_URL)."""
     return urlsplit(url)._replace(path=f"/{dbname}").geturl()
 
@@ -75,7 +77,7 @@ def _admin(pg_server: str) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_server: str) -> str:
+def template_db(pg_server: str, pytestconfig: pytest.Config) -> str:
     """A database with every migration applied, copied for each test module."""
     with _admin(pg_server) as admin:
         if not postgis_available(admin):
@@ -83,16 +85,18 @@ def template_db(pg_server: str) -> str:
             pytest.exit(POSTGIS_HINT.format(major=major), returncode=1)
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
-    url = _with_dbname(pg_server, TEMPLATE_DB)
+    url = with_dbname(pg_server, TEMPLATE_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         apply_migrations(conn)
         row = conn.execute("SELECT version(), postgis_lib_version()").fetchone()
         assert row is not None
         _server_versions[:] = [f"database server: {row[0]}", f"PostGIS: {row[1]}"]
+    if hasattr(pytestconfig, "workeroutput"):  # a parallel worker: the summary is printed by the controller
+        pytestconfig.workeroutput["server_versions"] = _server_versions
     return url
 
 
-def _create_db(pg_server: str, template: str | None) -> str:
+def create_database(pg_server: str, template: str | None) -> str:
     name = f"ft_test_{os.getpid()}_{next(_db_numbers)}"
     with _admin(pg_server) as admin:
         query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
@@ -102,7 +106,7 @@ def _create_db(pg_server: str, template: str | None) -> str:
     return name
 
 
-def _drop_db(pg_server: str, name: str) -> None:
+def drop_database(pg_server: str, name: str) -> None:
     with _admin(pg_server) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -110,25 +114,25 @@ def _drop_db(pg_server: str, name: str) -> None:
 @pytest.fixture(scope="module")
 def module_db_url(pg_server: str, template_db: str) -> Iterator[str]:
     """A migrated database shared by the tests of one module."""
-    name = _create_db(pg_server, TEMPLATE_DB)
-    yield _with_dbname(pg_server, name)
-    _drop_db(pg_server, name)
+    name = create_database(pg_server, TEMPLATE_DB)
+    yield with_dbname(pg_server, name)
+    drop_database(pg_server, name)
 
 
 @pytest.fixture
 def db_url(pg_server: str, template_db: str) -> Iterator[str]:
     """A migrated database of this test's own."""
-    name = _create_db(pg_server, TEMPLATE_DB)
-    yield _with_dbname(pg_server, name)
-    _drop_db(pg_server, name)
+    name = create_database(pg_server, TEMPLATE_DB)
+    yield with_dbname(pg_server, name)
+    drop_database(pg_server, name)
 
 
 @pytest.fixture
 def empty_db_url(pg_server: str) -> Iterator[str]:
     """An empty database (no migrations), for migration tests."""
-    name = _create_db(pg_server, None)
-    yield _with_dbname(pg_server, name)
-    _drop_db(pg_server, name)
+    name = create_database(pg_server, None)
+    yield with_dbname(pg_server, name)
+    drop_database(pg_server, name)
 
 
 @pytest.fixture
@@ -138,6 +142,12 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 
 
 _server_versions: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
+    """A parallel worker finished: keep the server it reported, for the summary."""
+    _server_versions[:] = _server_versions or node.workeroutput.get("server_versions", [])
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
