@@ -54,63 +54,82 @@ $$;
 CREATE TYPE tickets.mttr_part AS (sorted integer[], buckets integer[], counts integer[]);
 
 -- percentile_cont(ARRAY[0.5, 0.9]) over the values of several rollup rows,
--- without gathering and sorting them all: the same float8 values (NULL when
--- there is none).
-CREATE FUNCTION reporting.mttr_percentiles_of(p_parts tickets.mttr_part[])
-RETURNS float8[] LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH parts AS MATERIALIZED (
-        SELECT p.sorted, p.buckets, p.counts FROM unnest(p_parts) AS p WHERE p.sorted IS NOT NULL
-    ), total AS (
-        SELECT coalesce(sum(cardinality(parts.sorted)), 0)::bigint AS n FROM parts
-    ), wanted AS (
-        -- percentile_cont's target row (0-based) for each fraction
-        SELECT q.k, q.fraction * (t.n - 1) AS target
-          FROM total t, (VALUES (1, 0.5::float8), (2, 0.9::float8)) AS q(k, fraction)
-         WHERE t.n > 0
-    ), ranks AS (
-        SELECT DISTINCT x.r
-          FROM wanted w, LATERAL (VALUES (floor(w.target)::bigint), (ceil(w.target)::bigint)) AS x(r)
-    ), bucket_counts AS (
-        SELECT h.b, sum(h.c)::bigint AS c
-          FROM parts, unnest(parts.buckets, parts.counts) AS h(b, c)
-         GROUP BY h.b
-    ), cumulative AS (
-        SELECT b, c, sum(c) OVER (ORDER BY b) - c AS before FROM bucket_counts
-    ), located AS (
-        SELECT r.r, c.b, r.r - c.before AS k
-          FROM ranks r JOIN cumulative c ON r.r >= c.before AND r.r < c.before + c.c
-    ), bucket_values AS (
-        -- Each row's values in the bucket: a slice of its sorted array, from
-        -- the count of values below the bucket to the count up to its end.
-        SELECT l.b, array_agg(v ORDER BY v) AS vs
-          FROM (SELECT DISTINCT located.b FROM located) AS l
-         CROSS JOIN LATERAL (SELECT tickets.mttr_bucket_bounds() AS bounds) AS s
-         CROSS JOIN parts
-         CROSS JOIN LATERAL unnest(parts.sorted[
-               CASE WHEN l.b = 0 THEN 0 ELSE width_bucket(s.bounds[l.b] - 1, parts.sorted) END + 1
-             : CASE WHEN l.b >= cardinality(s.bounds) THEN cardinality(parts.sorted)
-                    ELSE width_bucket(s.bounds[l.b + 1] - 1, parts.sorted) END]) AS v
-         GROUP BY l.b
-    ), at_rank AS (
-        SELECT l.r, bv.vs[l.k + 1]::float8 AS v FROM located l JOIN bucket_values bv ON bv.b = l.b
-    )
-    -- percentile_cont's interpolation, in its order of operations
-    SELECT array_agg(lo.v + (w.target - floor(w.target)) * (hi.v - lo.v) ORDER BY w.k)
-      FROM wanted w
-      JOIN at_rank lo ON lo.r = floor(w.target)::bigint
-      JOIN at_rank hi ON hi.r = ceil(w.target)::bigint
+-- without gathering and sorting them all when they are many: the same float8
+-- values (NULL when there is none). Up to a few thousand values
+-- (p_sort_up_to) a sort is as cheap, and is percentile_cont itself. Its
+-- statements keep one plan for the session (the callers force custom plans,
+-- which here would plan them again on every call: ~2 ms each).
+CREATE FUNCTION reporting.mttr_percentiles_of(p_parts tickets.mttr_part[], p_sort_up_to bigint DEFAULT 3000)
+RETURNS float8[] LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_bounds CONSTANT integer[] := tickets.mttr_bucket_bounds();
+    v_n bigint;
+    v_buckets integer[];
+    v_ends bigint[];     -- cumulative count at the end of each of v_buckets
+    v_fraction float8;
+    v_target float8;
+    v_rank bigint;
+    v_i integer;
+    v_before bigint;
+    v_held integer := -1;  -- the bucket whose values v_values holds, ascending
+    v_values integer[];
+    v_at float8[];
+    v_result float8[] := '{}';
+BEGIN
+    SELECT sum(cardinality(p.sorted)) INTO v_n FROM unnest(p_parts) AS p;
+    IF v_n IS NULL OR v_n = 0 THEN
+        RETURN NULL;
+    ELSIF v_n <= p_sort_up_to THEN
+        RETURN (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY x.v)
+                  FROM (SELECT unnest(p.sorted) AS v FROM unnest(p_parts) AS p) AS x);
+    END IF;
+    SELECT array_agg(h.b ORDER BY h.b), array_agg(h.ends ORDER BY h.b) INTO v_buckets, v_ends
+      FROM (SELECT u.b, sum(sum(u.c)) OVER (ORDER BY u.b)::bigint AS ends
+              FROM (SELECT unnest(p.buckets) AS b, unnest(p.counts) AS c FROM unnest(p_parts) AS p) AS u
+             GROUP BY u.b) AS h;
+    FOREACH v_fraction IN ARRAY ARRAY[0.5, 0.9]::float8[] LOOP
+        -- percentile_cont's target row (0-based), the values at its floor and
+        -- ceiling, and its interpolation in the same order of operations
+        v_target := v_fraction * (v_n - 1);
+        v_at := '{}';
+        FOREACH v_rank IN ARRAY ARRAY[floor(v_target)::bigint, ceil(v_target)::bigint] LOOP
+            v_i := width_bucket(v_rank, v_ends) + 1;  -- the first bucket ending past the rank
+            v_before := CASE WHEN v_i = 1 THEN 0 ELSE v_ends[v_i - 1] END;
+            IF v_buckets[v_i] <> v_held THEN
+                -- each row's values in the bucket: a slice of its sorted array,
+                -- from the count of values below the bucket to the count up to its end
+                v_held := v_buckets[v_i];
+                SELECT array_agg(x.v ORDER BY x.v) INTO v_values
+                  FROM (SELECT unnest(p.sorted[CASE WHEN v_held = 0 THEN 0
+                                                    ELSE width_bucket(v_bounds[v_held] - 1, p.sorted) END + 1
+                                             : CASE WHEN v_held >= cardinality(v_bounds) THEN cardinality(p.sorted)
+                                                    ELSE width_bucket(v_bounds[v_held + 1] - 1, p.sorted) END]) AS v
+                          FROM unnest(p_parts) AS p
+                         WHERE p.sorted IS NOT NULL) AS x;
+            END IF;
+            v_at := v_at || v_values[v_rank - v_before + 1]::float8;
+        END LOOP;
+        v_result := v_result || (v_at[1] + (v_target - floor(v_target)) * (v_at[2] - v_at[1]));
+    END LOOP;
+    RETURN v_result;
+END
 $$;
-COMMENT ON FUNCTION reporting.mttr_percentiles_of(tickets.mttr_part[]) IS
+COMMENT ON FUNCTION reporting.mttr_percentiles_of(tickets.mttr_part[], bigint) IS
     'percentile_cont(ARRAY[0.5, 0.9]) of the union of rollup rows'' mttr values, reading only the buckets that hold the ranks it interpolates between.';
 
 -- reporting.mttr_summary over the values of several rollup rows: the same JSON.
 CREATE FUNCTION reporting.mttr_summary_of(p_parts tickets.mttr_part[])
-RETURNS json LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT json_build_object(
-               'median', round(s.pct[1]::numeric)::int,
-               'p90', round(s.pct[2]::numeric)::int,
-               'samples', (SELECT coalesce(sum(cardinality(p.sorted)), 0) FROM unnest(p_parts) AS p))
-      FROM (SELECT reporting.mttr_percentiles_of(p_parts) AS pct) AS s
+RETURNS json LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_pct float8[] := reporting.mttr_percentiles_of(p_parts);
+BEGIN
+    RETURN json_build_object(
+               'median', round(v_pct[1]::numeric)::int,
+               'p90', round(v_pct[2]::numeric)::int,
+               'samples', (SELECT coalesce(sum(cardinality(p.sorted)), 0) FROM unnest(p_parts) AS p));
+END
 $$;
 COMMENT ON FUNCTION reporting.mttr_summary_of(tickets.mttr_part[]) IS
     'reporting.mttr_summary of the union of rollup rows'' mttr values (median, p90, samples).';
@@ -648,7 +667,7 @@ $$;
 -- Internal routines: none for PUBLIC (the entry points keep their grants).
 REVOKE EXECUTE ON FUNCTION tickets.mttr_bucket_bounds() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tickets.mttr_histogram(integer[]) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION reporting.mttr_percentiles_of(tickets.mttr_part[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION reporting.mttr_percentiles_of(tickets.mttr_part[], bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION reporting.mttr_summary_of(tickets.mttr_part[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tickets.refresh_team_rollup(date[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tickets.trg_closure_events_rollup() FROM PUBLIC;

@@ -4,13 +4,17 @@
 
 CREATE OR REPLACE FUNCTION reporting.mttr_summary_of(p_parts tickets.mttr_part[])
  RETURNS json
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE PARALLEL SAFE
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
-    SELECT json_build_object(
-               'median', round(s.pct[1]::numeric)::int,
-               'p90', round(s.pct[2]::numeric)::int,
-               'samples', (SELECT coalesce(sum(cardinality(p.sorted)), 0) FROM unnest(p_parts) AS p))
-      FROM (SELECT reporting.mttr_percentiles_of(p_parts) AS pct) AS s
+DECLARE
+    v_pct float8[] := reporting.mttr_percentiles_of(p_parts);
+BEGIN
+    RETURN json_build_object(
+               'median', round(v_pct[1]::numeric)::int,
+               'p90', round(v_pct[2]::numeric)::int,
+               'samples', (SELECT coalesce(sum(cardinality(p.sorted)), 0) FROM unnest(p_parts) AS p));
+END
 $function$;
 COMMENT ON FUNCTION reporting.mttr_summary_of(tickets.mttr_part[]) IS 'reporting.mttr_summary of the union of rollup rows'' mttr values (median, p90, samples).';
