@@ -28,8 +28,14 @@
 --   day; the migration backfills it.
 -- * fn_team_closures sums the rollup over the range; a team's name is still
 --   the most frequent spelling among its closures (ties: the first in byte
---   order), from the spellings' counts. Open tickets now are grouped by
---   spelling first, then by team, instead of sorted whole.
+--   order), from the spellings' counts.
+-- * tickets.inc_open_rollup: open tickets per lower(cluster), team spelling
+--   and EAT day of the SLA clock, shifted by the same triggers on tickets.inc
+--   (each statement's new open rows added, its old ones taken away).
+--   fn_team_closures' open_now is its sum; open_breached_now (the clock more
+--   than 48 hours before p_now) its days before the cut-off's day plus that
+--   day's open tickets up to the cut-off, read from the open tickets' clock
+--   index. 100,000 open tickets were read and grouped on every call (~0.3 s).
 --
 -- The payloads of fn_inc_trends and fn_team_closures are unchanged.
 
@@ -378,8 +384,33 @@ CREATE TRIGGER closure_events_rollup_delete AFTER DELETE ON tickets.closure_even
 CREATE TRIGGER closure_events_rollup_truncate AFTER TRUNCATE ON tickets.closure_events
     FOR EACH STATEMENT EXECUTE FUNCTION tickets.trg_closure_events_rollup();
 
--- tickets.inc's triggers now keep both rollups: a new or deleted row marks
--- its created and closed days (the team rollup takes only the closed ones).
+-- Open tickets per lower(cluster), team spelling and EAT day of their SLA
+-- clock, so the team closures' open_now and open_breached_now add up a few
+-- thousand rows instead of reading every open ticket. Kept exact by the
+-- triggers on tickets.inc: each statement adds its new open rows and takes
+-- away its old ones (transition tables); a truncate empties it.
+CREATE TABLE tickets.inc_open_rollup (
+    cluster_key text,
+    team        text,
+    clock_day   date,
+    open        bigint NOT NULL
+);
+CREATE UNIQUE INDEX inc_open_rollup_key_idx
+    ON tickets.inc_open_rollup (cluster_key, team, clock_day) NULLS NOT DISTINCT;
+COMMENT ON TABLE tickets.inc_open_rollup IS
+    'Open tickets (is_actionable) per lower(cluster), nullif(btrim(assigned_team), '''') and EAT day of the SLA clock (NULL without one). Kept by triggers on tickets.inc; read by fn_team_closures.';
+
+INSERT INTO tickets.inc_open_rollup (cluster_key, team, clock_day, open)
+SELECT lower(i.cluster), nullif(btrim(i.assigned_team), ''),
+       tickets.eat_day(coalesce(i.created_at_service, i.first_seen_at)), count(*)
+  FROM tickets.inc i
+ WHERE i.is_actionable
+ GROUP BY 1, 2, 3;
+ANALYZE tickets.inc_open_rollup;
+
+-- tickets.inc's triggers now keep the three rollups: a new or deleted row
+-- marks its created and closed days (the team rollup takes only the closed
+-- ones) and shifts the open counts.
 CREATE OR REPLACE FUNCTION tickets.trg_inc_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM tickets.refresh_daily_rollup(ARRAY(
@@ -388,6 +419,15 @@ BEGIN
          WHERE d IS NOT NULL));
     PERFORM tickets.refresh_team_rollup(ARRAY(
         SELECT DISTINCT tickets.eat_day(n.closed_at) FROM new_rows n WHERE n.closed_at IS NOT NULL));
+    INSERT INTO tickets.inc_open_rollup AS r (cluster_key, team, clock_day, open)
+    SELECT d.cluster_key, d.team, d.clock_day, sum(d.by)
+      FROM (SELECT lower(x.cluster) AS cluster_key, nullif(btrim(x.assigned_team), '') AS team,
+                   tickets.eat_day(coalesce(x.created_at_service, x.first_seen_at)) AS clock_day, 1 AS by
+              FROM new_rows x
+             WHERE x.is_actionable) AS d
+     GROUP BY 1, 2, 3
+    HAVING sum(d.by) <> 0
+    ON CONFLICT (cluster_key, team, clock_day) DO UPDATE SET open = r.open + excluded.open;
     RETURN NULL;
 END
 $$;
@@ -400,6 +440,18 @@ BEGIN
          WHERE d IS NOT NULL));
     PERFORM tickets.refresh_team_rollup(ARRAY(
         SELECT DISTINCT tickets.eat_day(o.closed_at) FROM old_rows o WHERE o.closed_at IS NOT NULL));
+    INSERT INTO tickets.inc_open_rollup AS r (cluster_key, team, clock_day, open)
+    SELECT d.cluster_key, d.team, d.clock_day, sum(d.by)
+      FROM (SELECT lower(x.cluster) AS cluster_key, nullif(btrim(x.assigned_team), '') AS team,
+                   tickets.eat_day(coalesce(x.created_at_service, x.first_seen_at)) AS clock_day, -1 AS by
+              FROM old_rows x
+             WHERE x.is_actionable) AS d
+     GROUP BY 1, 2, 3
+    HAVING sum(d.by) <> 0
+    ON CONFLICT (cluster_key, team, clock_day) DO UPDATE SET open = r.open + excluded.open;
+    IF FOUND THEN
+        DELETE FROM tickets.inc_open_rollup WHERE open = 0;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -449,6 +501,27 @@ BEGIN
     IF v_team_days IS NOT NULL THEN
         PERFORM tickets.refresh_team_rollup(v_team_days);
     END IF;
+    INSERT INTO tickets.inc_open_rollup AS r (cluster_key, team, clock_day, open)
+    SELECT d.cluster_key, d.team, d.clock_day, sum(d.by)
+      FROM old_rows o
+      FULL JOIN new_rows n ON n.ticket_id = o.ticket_id
+     CROSS JOIN LATERAL (
+           SELECT lower(o.cluster), nullif(btrim(o.assigned_team), ''),
+                  tickets.eat_day(coalesce(o.created_at_service, o.first_seen_at)), -1
+            WHERE o.is_actionable
+           UNION ALL
+           SELECT lower(n.cluster), nullif(btrim(n.assigned_team), ''),
+                  tickets.eat_day(coalesce(n.created_at_service, n.first_seen_at)), 1
+            WHERE n.is_actionable) AS d(cluster_key, team, clock_day, by)
+     WHERE o.ticket_id IS NULL OR n.ticket_id IS NULL
+        OR (o.is_actionable, o.cluster, o.assigned_team, o.created_at_service, o.first_seen_at)
+           IS DISTINCT FROM (n.is_actionable, n.cluster, n.assigned_team, n.created_at_service, n.first_seen_at)
+     GROUP BY 1, 2, 3
+    HAVING sum(d.by) <> 0
+    ON CONFLICT (cluster_key, team, clock_day) DO UPDATE SET open = r.open + excluded.open;
+    IF FOUND THEN
+        DELETE FROM tickets.inc_open_rollup WHERE open = 0;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -457,6 +530,7 @@ CREATE OR REPLACE FUNCTION tickets.trg_inc_rollup_truncate() RETURNS trigger LAN
 BEGIN
     DELETE FROM tickets.inc_daily_rollup;
     DELETE FROM tickets.inc_team_rollup;
+    DELETE FROM tickets.inc_open_rollup;
     RETURN NULL;
 END
 $$;
@@ -582,8 +656,8 @@ BEGIN
     PERFORM reporting.inc_check_range(p_from, p_to);
     w := reporting.inc_window('custom', p_from, p_to, p_now);
     -- A team's name is the most frequent spelling among its closures (or,
-    -- without closures, its open tickets); ties go to the first in byte
-    -- order, as mode() WITHIN GROUP (ORDER BY ... COLLATE "C") picks.
+    -- without closures, among its open tickets); ties go to the first in
+    -- byte order, as mode() WITHIN GROUP (ORDER BY ... COLLATE "C") picks.
     WITH closed_rows AS MATERIALIZED (
         SELECT r.team, r.closed, r.mttrs, r.mttr_buckets, r.mttr_counts,
                r.compliant, r.breached, r.c48_within, r.c48_breached
@@ -603,18 +677,33 @@ BEGIN
                sum(r.c48_within)::bigint AS c48_within, sum(r.c48_breached)::bigint AS c48_breached
           FROM closed_rows r
          GROUP BY 1
+    ), closed_names AS (
+        SELECT s.team_key, (array_agg(s.team ORDER BY s.n DESC, s.team COLLATE "C")
+                               FILTER (WHERE s.team IS NOT NULL))[1] AS team
+          FROM closed_spellings s
+         GROUP BY s.team_key
     ), closed_named AS (
-        SELECT c.*, (SELECT (array_agg(s.team ORDER BY s.n DESC, s.team COLLATE "C")
-                               FILTER (WHERE s.team IS NOT NULL))[1]
-                       FROM closed_spellings s WHERE s.team_key = c.team_key) AS team
-          FROM closed c
+        SELECT c.*, n.team FROM closed c JOIN closed_names n ON n.team_key = c.team_key
     ), open_spellings AS (
-        SELECT nullif(btrim(o.assigned_team), '') AS team,
-               count(*) AS open_now,
-               count(*) FILTER (WHERE o.sla_state = 'breached') AS open_breached_now
-          FROM tickets.inc_open_sla_at(p_now) o
-         WHERE v_cluster IS NULL OR lower(o.cluster) = v_cluster
-         GROUP BY 1
+        -- Open now, and breached at p_now (the SLA clock more than 48 hours
+        -- before it, inc_open_sla_at's rule): every clock day before the
+        -- day of p_now - 48 h from the open rollup, and that day's tickets
+        -- up to the instant from the open tickets' clock index.
+        SELECT x.team, sum(x.open_now) AS open_now, sum(x.open_breached_now) AS open_breached_now
+          FROM (SELECT r.team, r.open AS open_now,
+                       CASE WHEN r.clock_day < tickets.eat_day(p_now - interval '48 hours') THEN r.open ELSE 0 END
+                           AS open_breached_now
+                  FROM tickets.inc_open_rollup r
+                 WHERE v_cluster IS NULL OR r.cluster_key = v_cluster
+                UNION ALL
+                SELECT nullif(btrim(i.assigned_team), ''), 0, 1
+                  FROM tickets.inc i
+                 WHERE i.is_actionable
+                   AND coalesce(i.created_at_service, i.first_seen_at)
+                       >= tickets.eat_day(p_now - interval '48 hours')::timestamp AT TIME ZONE 'Africa/Nairobi'
+                   AND coalesce(i.created_at_service, i.first_seen_at) < p_now - interval '48 hours'
+                   AND (v_cluster IS NULL OR lower(i.cluster) = v_cluster)) AS x
+         GROUP BY x.team
     ), open_now AS (
         SELECT coalesce(lower(o.team), '') AS team_key,
                (array_agg(o.team ORDER BY o.open_now DESC, o.team COLLATE "C")

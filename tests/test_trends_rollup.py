@@ -1,13 +1,14 @@
-"""The trends and team rollups stay equal to a recompute on every write path.
+"""The trends, team and open rollups stay equal to a recompute on every write path.
 
 tickets.inc_daily_rollup is what reporting.fn_inc_trends sums, and
-tickets.inc_team_rollup what reporting.fn_team_closures sums;
+tickets.inc_team_rollup and inc_open_rollup what reporting.fn_team_closures sums;
 tests/test_trends.py proves the sums equal the dashboard. Here each way
 tickets.inc or tickets.closure_events changes (ingest of deltas, a late file,
 a reopened ticket closed again, a closed ticket handed to another team, a
-history rebuild, plain updates, deletes and truncates) must leave both
-rollups exactly as tickets.refresh_daily_rollup(NULL) and
-tickets.refresh_team_rollup(NULL) would compute them afresh, and both
+history rebuild, plain updates, deletes and truncates) must leave the
+rollups exactly as tickets.refresh_daily_rollup(NULL),
+tickets.refresh_team_rollup(NULL) and a count of the open tickets would
+compute them afresh, and both
 functions must answer exactly as the bodies that recounted tickets.inc did.
 The mttr median and p90 read from the rollups' buckets must be
 percentile_cont's, bit for bit.
@@ -43,6 +44,16 @@ TEAM_ROLLUP = """
 SELECT day, cluster_key, team, closed, mttrs, mttr_buckets, mttr_counts, compliant, breached, c48_within, c48_breached
   FROM tickets.inc_team_rollup ORDER BY day, cluster_key NULLS FIRST, team NULLS FIRST
 """
+OPEN_ROLLUP = """
+SELECT cluster_key, team, clock_day, open FROM tickets.inc_open_rollup
+ ORDER BY cluster_key NULLS FIRST, team NULLS FIRST, clock_day NULLS FIRST
+"""
+OPEN_RECOUNT = """
+SELECT lower(cluster), nullif(btrim(assigned_team), ''), tickets.eat_day(coalesce(created_at_service, first_seen_at)),
+       count(*)
+  FROM tickets.inc WHERE is_actionable
+ GROUP BY 1, 2, 3 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST
+"""
 # The bodies that recounted tickets.inc and closure_events on every call.
 EARLIER_BODIES = (
     function_as_created("31_trends_and_team_closures.sql", "reporting.fn_team_closures", "pg_temp.team_closures_31"),
@@ -53,17 +64,25 @@ EARLIER_BODIES = (
 Rows = list[tuple[Any, ...]]
 
 
-def rollup_and_recompute(url: str) -> tuple[tuple[Rows, Rows], tuple[Rows, Rows]]:
+def rollup_and_recompute(url: str) -> tuple[tuple[Rows, Rows, Rows], tuple[Rows, Rows, Rows]]:
     with psycopg.connect(url) as conn:
-        kept = conn.execute(ROLLUP).fetchall(), conn.execute(TEAM_ROLLUP).fetchall()
+        kept = (
+            conn.execute(ROLLUP).fetchall(),
+            conn.execute(TEAM_ROLLUP).fetchall(),
+            conn.execute(OPEN_ROLLUP).fetchall(),
+        )
         conn.execute("SELECT tickets.refresh_daily_rollup(NULL), tickets.refresh_team_rollup(NULL)")
-        fresh = conn.execute(ROLLUP).fetchall(), conn.execute(TEAM_ROLLUP).fetchall()
+        fresh = (
+            conn.execute(ROLLUP).fetchall(),
+            conn.execute(TEAM_ROLLUP).fetchall(),
+            conn.execute(OPEN_RECOUNT).fetchall(),
+        )
         conn.rollback()
     return kept, fresh
 
 
 def assert_exact(url: str) -> Rows:
-    """Both rollups equal a recompute and both functions answer as before; the trends rollup's rows."""
+    """The rollups equal a recompute and both functions answer as before; the trends rollup's rows."""
     kept, fresh = rollup_and_recompute(url)
     assert kept == fresh
     answers_as_before(url)
@@ -80,8 +99,15 @@ def answers_as_before(url: str) -> None:
             (TODAY - timedelta(days=6), TODAY - timedelta(days=4), "week"),
             (TODAY - timedelta(days=30), TODAY, "month"),
         ]:
-            for cluster in (None, "KAYOLE", " umoja ", "nowhere"):
-                args = {"p_from": first, "p_to": last, "p_cluster": cluster, "p_now": TEST_NOW}
+            # open tickets breach 48 hours after their clock: instants whose
+            # cut-off falls inside the written days, as well as now
+            instants = (
+                TEST_NOW,
+                TEST_NOW - timedelta(days=2, hours=1),
+                TEST_NOW - timedelta(days=4, hours=1, minutes=15),
+            )
+            for cluster, now in [(c, n) for c in (None, "KAYOLE", " umoja ", "nowhere") for n in instants]:
+                args = {"p_from": first, "p_to": last, "p_cluster": cluster, "p_now": now}
                 named = ", ".join(f"{k} => %({k})s" for k in args)
                 new, old = conn.execute(
                     f"SELECT reporting.fn_team_closures({named})::text, pg_temp.team_closures_31({named})::text",

@@ -19,8 +19,8 @@ BEGIN
     PERFORM reporting.inc_check_range(p_from, p_to);
     w := reporting.inc_window('custom', p_from, p_to, p_now);
     -- A team's name is the most frequent spelling among its closures (or,
-    -- without closures, its open tickets); ties go to the first in byte
-    -- order, as mode() WITHIN GROUP (ORDER BY ... COLLATE "C") picks.
+    -- without closures, among its open tickets); ties go to the first in
+    -- byte order, as mode() WITHIN GROUP (ORDER BY ... COLLATE "C") picks.
     WITH closed_rows AS MATERIALIZED (
         SELECT r.team, r.closed, r.mttrs, r.mttr_buckets, r.mttr_counts,
                r.compliant, r.breached, r.c48_within, r.c48_breached
@@ -40,18 +40,33 @@ BEGIN
                sum(r.c48_within)::bigint AS c48_within, sum(r.c48_breached)::bigint AS c48_breached
           FROM closed_rows r
          GROUP BY 1
+    ), closed_names AS (
+        SELECT s.team_key, (array_agg(s.team ORDER BY s.n DESC, s.team COLLATE "C")
+                               FILTER (WHERE s.team IS NOT NULL))[1] AS team
+          FROM closed_spellings s
+         GROUP BY s.team_key
     ), closed_named AS (
-        SELECT c.*, (SELECT (array_agg(s.team ORDER BY s.n DESC, s.team COLLATE "C")
-                               FILTER (WHERE s.team IS NOT NULL))[1]
-                       FROM closed_spellings s WHERE s.team_key = c.team_key) AS team
-          FROM closed c
+        SELECT c.*, n.team FROM closed c JOIN closed_names n ON n.team_key = c.team_key
     ), open_spellings AS (
-        SELECT nullif(btrim(o.assigned_team), '') AS team,
-               count(*) AS open_now,
-               count(*) FILTER (WHERE o.sla_state = 'breached') AS open_breached_now
-          FROM tickets.inc_open_sla_at(p_now) o
-         WHERE v_cluster IS NULL OR lower(o.cluster) = v_cluster
-         GROUP BY 1
+        -- Open now, and breached at p_now (the SLA clock more than 48 hours
+        -- before it, inc_open_sla_at's rule): every clock day before the
+        -- day of p_now - 48 h from the open rollup, and that day's tickets
+        -- up to the instant from the open tickets' clock index.
+        SELECT x.team, sum(x.open_now) AS open_now, sum(x.open_breached_now) AS open_breached_now
+          FROM (SELECT r.team, r.open AS open_now,
+                       CASE WHEN r.clock_day < tickets.eat_day(p_now - interval '48 hours') THEN r.open ELSE 0 END
+                           AS open_breached_now
+                  FROM tickets.inc_open_rollup r
+                 WHERE v_cluster IS NULL OR r.cluster_key = v_cluster
+                UNION ALL
+                SELECT nullif(btrim(i.assigned_team), ''), 0, 1
+                  FROM tickets.inc i
+                 WHERE i.is_actionable
+                   AND coalesce(i.created_at_service, i.first_seen_at)
+                       >= tickets.eat_day(p_now - interval '48 hours')::timestamp AT TIME ZONE 'Africa/Nairobi'
+                   AND coalesce(i.created_at_service, i.first_seen_at) < p_now - interval '48 hours'
+                   AND (v_cluster IS NULL OR lower(i.cluster) = v_cluster)) AS x
+         GROUP BY x.team
     ), open_now AS (
         SELECT coalesce(lower(o.team), '') AS team_key,
                (array_agg(o.team ORDER BY o.open_now DESC, o.team COLLATE "C")

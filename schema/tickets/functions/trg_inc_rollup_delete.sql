@@ -13,6 +13,18 @@ BEGIN
          WHERE d IS NOT NULL));
     PERFORM tickets.refresh_team_rollup(ARRAY(
         SELECT DISTINCT tickets.eat_day(o.closed_at) FROM old_rows o WHERE o.closed_at IS NOT NULL));
+    INSERT INTO tickets.inc_open_rollup AS r (cluster_key, team, clock_day, open)
+    SELECT d.cluster_key, d.team, d.clock_day, sum(d.by)
+      FROM (SELECT lower(x.cluster) AS cluster_key, nullif(btrim(x.assigned_team), '') AS team,
+                   tickets.eat_day(coalesce(x.created_at_service, x.first_seen_at)) AS clock_day, -1 AS by
+              FROM old_rows x
+             WHERE x.is_actionable) AS d
+     GROUP BY 1, 2, 3
+    HAVING sum(d.by) <> 0
+    ON CONFLICT (cluster_key, team, clock_day) DO UPDATE SET open = r.open + excluded.open;
+    IF FOUND THEN
+        DELETE FROM tickets.inc_open_rollup WHERE open = 0;
+    END IF;
     RETURN NULL;
 END
 $function$;

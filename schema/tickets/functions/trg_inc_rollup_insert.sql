@@ -13,6 +13,15 @@ BEGIN
          WHERE d IS NOT NULL));
     PERFORM tickets.refresh_team_rollup(ARRAY(
         SELECT DISTINCT tickets.eat_day(n.closed_at) FROM new_rows n WHERE n.closed_at IS NOT NULL));
+    INSERT INTO tickets.inc_open_rollup AS r (cluster_key, team, clock_day, open)
+    SELECT d.cluster_key, d.team, d.clock_day, sum(d.by)
+      FROM (SELECT lower(x.cluster) AS cluster_key, nullif(btrim(x.assigned_team), '') AS team,
+                   tickets.eat_day(coalesce(x.created_at_service, x.first_seen_at)) AS clock_day, 1 AS by
+              FROM new_rows x
+             WHERE x.is_actionable) AS d
+     GROUP BY 1, 2, 3
+    HAVING sum(d.by) <> 0
+    ON CONFLICT (cluster_key, team, clock_day) DO UPDATE SET open = r.open + excluded.open;
     RETURN NULL;
 END
 $function$;

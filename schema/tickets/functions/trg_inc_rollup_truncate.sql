@@ -9,6 +9,7 @@ AS $function$
 BEGIN
     DELETE FROM tickets.inc_daily_rollup;
     DELETE FROM tickets.inc_team_rollup;
+    DELETE FROM tickets.inc_open_rollup;
     RETURN NULL;
 END
 $function$;

@@ -43,6 +43,27 @@ BEGIN
     IF v_team_days IS NOT NULL THEN
         PERFORM tickets.refresh_team_rollup(v_team_days);
     END IF;
+    INSERT INTO tickets.inc_open_rollup AS r (cluster_key, team, clock_day, open)
+    SELECT d.cluster_key, d.team, d.clock_day, sum(d.by)
+      FROM old_rows o
+      FULL JOIN new_rows n ON n.ticket_id = o.ticket_id
+     CROSS JOIN LATERAL (
+           SELECT lower(o.cluster), nullif(btrim(o.assigned_team), ''),
+                  tickets.eat_day(coalesce(o.created_at_service, o.first_seen_at)), -1
+            WHERE o.is_actionable
+           UNION ALL
+           SELECT lower(n.cluster), nullif(btrim(n.assigned_team), ''),
+                  tickets.eat_day(coalesce(n.created_at_service, n.first_seen_at)), 1
+            WHERE n.is_actionable) AS d(cluster_key, team, clock_day, by)
+     WHERE o.ticket_id IS NULL OR n.ticket_id IS NULL
+        OR (o.is_actionable, o.cluster, o.assigned_team, o.created_at_service, o.first_seen_at)
+           IS DISTINCT FROM (n.is_actionable, n.cluster, n.assigned_team, n.created_at_service, n.first_seen_at)
+     GROUP BY 1, 2, 3
+    HAVING sum(d.by) <> 0
+    ON CONFLICT (cluster_key, team, clock_day) DO UPDATE SET open = r.open + excluded.open;
+    IF FOUND THEN
+        DELETE FROM tickets.inc_open_rollup WHERE open = 0;
+    END IF;
     RETURN NULL;
 END
 $function$;
