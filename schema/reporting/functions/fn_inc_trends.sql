@@ -44,7 +44,8 @@ BEGIN
          CROSS JOIN LATERAL reporting.inc_window('custom', greatest(s::date, p_from),
                                                  least((s + v_step)::date - 1, p_to), p_now) AS w
     ), series AS (
-        SELECT p.period_start, p.period_end, c.created, c.closed, c.mttr_parts, c.compliant, c.breached,
+        SELECT p.period_start, p.period_end, c.created, c.closed, coalesce(a.mttr_parts, c.mttr_parts) AS mttr_parts,
+               c.compliant, c.breached,
                c.c48_within, c.c48_breached,
                CASE WHEN d.snapshot_date IS NULL THEN NULL
                     WHEN v_cluster IS NULL THEN d.open_total
@@ -65,10 +66,15 @@ BEGIN
                       coalesce(sum(r.c48_within), 0)::bigint AS c48_within,
                       coalesce(sum(r.c48_breached), 0)::bigint AS c48_breached,
                       array_agg(ROW(r.mttrs, r.mttr_buckets, r.mttr_counts)::tickets.mttr_part)
-                          FILTER (WHERE r.mttrs IS NOT NULL) AS mttr_parts
+                          FILTER (WHERE r.mttrs IS NOT NULL AND v_cluster IS NOT NULL) AS mttr_parts
                  FROM tickets.inc_daily_rollup r
                 WHERE r.day BETWEEN p.period_start AND p.period_end
                   AND (v_cluster IS NULL OR r.cluster_key = v_cluster)) c
+         CROSS JOIN LATERAL (
+               -- over all clusters, one row a day
+               SELECT array_agg(ROW(m.mttrs, m.mttr_buckets, m.mttr_counts)::tickets.mttr_part) AS mttr_parts
+                 FROM tickets.inc_daily_mttr m
+                WHERE v_cluster IS NULL AND m.day BETWEEN p.period_start AND p.period_end) a
           LEFT JOIN tickets.inc_daily_snapshot d ON d.snapshot_date = p.period_end
     )
     SELECT json_build_object(

@@ -14,6 +14,7 @@ DECLARE
 BEGIN
     IF v_days IS NULL THEN
         DELETE FROM tickets.inc_daily_rollup;
+        DELETE FROM tickets.inc_daily_mttr;
         SELECT array_agg(DISTINCT d ORDER BY d) INTO v_days
           FROM tickets.inc i,
                LATERAL (VALUES (tickets.eat_day(i.closed_at)),
@@ -90,6 +91,14 @@ BEGIN
          CROSS JOIN LATERAL tickets.mttr_histogram(y.mttrs) AS h;
     END IF;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
+    DELETE FROM tickets.inc_daily_mttr WHERE day = ANY (v_days);
+    INSERT INTO tickets.inc_daily_mttr (day, mttrs, mttr_buckets, mttr_counts)
+    SELECT m.day, m.mttrs, h.buckets, h.counts
+      FROM (SELECT r.day, array_agg(v ORDER BY v) AS mttrs
+              FROM tickets.inc_daily_rollup r, unnest(r.mttrs) AS v
+             WHERE r.day = ANY (v_days)
+             GROUP BY r.day) AS m
+     CROSS JOIN LATERAL tickets.mttr_histogram(m.mttrs) AS h;
     RETURN v_rows;
 END
 $function$;

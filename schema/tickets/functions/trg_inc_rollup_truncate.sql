@@ -8,6 +8,7 @@ CREATE OR REPLACE FUNCTION tickets.trg_inc_rollup_truncate()
 AS $function$
 BEGIN
     DELETE FROM tickets.inc_daily_rollup;
+    DELETE FROM tickets.inc_daily_mttr;
     DELETE FROM tickets.inc_team_rollup;
     DELETE FROM tickets.inc_open_rollup;
     RETURN NULL;
