@@ -13,7 +13,9 @@
 --   (floor and ceil of p * (n - 1)), then reads only that bucket's values from
 --   each row (a slice of the sorted array, found by binary search) and
 --   interpolates as percentile_cont does, so the float8 result, and the
---   payload, are the same bit for bit.
+--   payload, are the same bit for bit. tickets.inc_daily_mttr holds each
+--   day's values of every cluster together, so a period over all clusters
+--   reads one row a day, not one a day and cluster.
 -- * tickets.inc_team_rollup: per EAT day of the closure, lower(cluster) and
 --   credited team spelling (nullif(btrim(team), '')), the closures with their
 --   mttr values, SLA and 48-hour counts, counted as a one-day custom window

@@ -40,6 +40,7 @@ SELECT day, cluster_key, created, closed, ARRAY(SELECT v FROM unnest(mttrs) v OR
        compliant, breached, c48_within, c48_breached
   FROM tickets.inc_daily_rollup ORDER BY day, cluster_key NULLS FIRST
 """
+DAILY_MTTR = "SELECT day, mttrs, mttr_buckets, mttr_counts FROM tickets.inc_daily_mttr ORDER BY day"
 TEAM_ROLLUP = """
 SELECT day, cluster_key, team, closed, mttrs, mttr_buckets, mttr_counts, compliant, breached, c48_within, c48_breached
   FROM tickets.inc_team_rollup ORDER BY day, cluster_key NULLS FIRST, team NULLS FIRST
@@ -64,19 +65,11 @@ EARLIER_BODIES = (
 Rows = list[tuple[Any, ...]]
 
 
-def rollup_and_recompute(url: str) -> tuple[tuple[Rows, Rows, Rows], tuple[Rows, Rows, Rows]]:
+def rollup_and_recompute(url: str) -> tuple[tuple[Rows, ...], tuple[Rows, ...]]:
     with psycopg.connect(url) as conn:
-        kept = (
-            conn.execute(ROLLUP).fetchall(),
-            conn.execute(TEAM_ROLLUP).fetchall(),
-            conn.execute(OPEN_ROLLUP).fetchall(),
-        )
+        kept = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_ROLLUP))
         conn.execute("SELECT tickets.refresh_daily_rollup(NULL), tickets.refresh_team_rollup(NULL)")
-        fresh = (
-            conn.execute(ROLLUP).fetchall(),
-            conn.execute(TEAM_ROLLUP).fetchall(),
-            conn.execute(OPEN_RECOUNT).fetchall(),
-        )
+        fresh = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_RECOUNT))
         conn.rollback()
     return kept, fresh
 
