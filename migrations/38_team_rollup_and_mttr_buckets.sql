@@ -8,12 +8,13 @@
 -- * Each rollup row keeps its mttr values sorted, with a count per bucket
 --   of a fixed scale (tickets.mttr_bucket_bounds: one minute wide below ten
 --   minutes, then each bucket a fifth wider than the last).
---   reporting.mttr_summary_of finds, from the summed bucket counts of a
---   period's rows, the bucket that holds each rank percentile_cont reads
---   (floor and ceil of p * (n - 1)), then reads only that bucket's values from
---   each row (a slice of the sorted array, found by binary search) and
---   interpolates as percentile_cont does, so the float8 result, and the
---   payload, are the same bit for bit. tickets.inc_daily_mttr holds each
+--   Above 3,000 values, reporting.mttr_percentiles_of (behind
+--   mttr_summary_of) finds, from the summed bucket counts of a period's
+--   rows, the bucket that holds each rank percentile_cont reads (floor and
+--   ceil of p * (n - 1)), then reads only that bucket's values from each row
+--   (a slice of the sorted array, found by binary search) and interpolates
+--   as percentile_cont does, so the float8 result, and the payload, are the
+--   same bit for bit; up to 3,000 it sorts them, as percentile_cont does. tickets.inc_daily_mttr holds each
 --   day's values of every cluster together, so a period over all clusters
 --   reads one row a day, not one a day and cluster.
 -- * tickets.inc_team_rollup: per EAT day of the closure, lower(cluster) and
