@@ -57,6 +57,13 @@ def trend_url(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> s
 @pytest.fixture(scope="module")
 def conn(trend_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(trend_url, autocommit=True) as connection:
+        # The bodies that recounted tickets.inc and closure_events on each call, before the rollups.
+        connection.execute(
+            function_as_created("31_trends_and_team_closures.sql", "reporting.fn_team_closures", "pg_temp.teams_31")
+        )
+        connection.execute(
+            function_as_created("37_trends_daily_rollup.sql", "reporting.fn_inc_trends", "pg_temp.trends_37")
+        )
         yield connection
 
 
@@ -105,6 +112,16 @@ def check_range(conn: psycopg.Connection, first: date, last: date, grain: str, c
     teams = call(conn, "fn_team_closures", p_from=first, p_to=last, p_cluster=cluster)
     jsonschema.Draft202012Validator(TEAMS_SCHEMA).validate(teams)
     assert sum(t["closed"] for t in teams["teams"]) == whole["closed"]
+    # the rollups answer exactly as the recounts did, to the byte
+    args = {"p_from": first, "p_to": last, "p_cluster": cluster, "p_now": TEST_NOW, "p_grain": grain}
+    teams_now, teams_before, trends_now, trends_before = conn.execute(
+        "SELECT reporting.fn_team_closures(%(p_from)s, %(p_to)s, %(p_cluster)s, %(p_now)s)::text, "
+        "pg_temp.teams_31(%(p_from)s, %(p_to)s, %(p_cluster)s, %(p_now)s)::text, "
+        "reporting.fn_inc_trends(%(p_from)s, %(p_to)s, %(p_grain)s, %(p_cluster)s, %(p_now)s)::text, "
+        "pg_temp.trends_37(%(p_from)s, %(p_to)s, %(p_grain)s, %(p_cluster)s, %(p_now)s)::text",
+        args,
+    ).fetchone()
+    assert (teams_now, trends_now) == (teams_before, trends_before), args
 
 
 @hypothesis_settings(

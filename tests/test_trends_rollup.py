@@ -1,11 +1,17 @@
-"""tickets.inc_daily_rollup stays equal to a recompute from tickets.inc on every write path.
+"""The trends, team and open rollups stay equal to a recompute on every write path.
 
-The rollup is what reporting.fn_inc_trends sums; tests/test_trends.py proves
-the sums equal the dashboard. Here each way tickets.inc changes (ingest of
-deltas, a late file, a reopened ticket closed again, a closed ticket handed
-to another team, a history rebuild, plain updates, deletes and a truncate)
-must leave the rollup exactly as tickets.refresh_daily_rollup(NULL) would
-compute it afresh.
+tickets.inc_daily_rollup is what reporting.fn_inc_trends sums, and
+tickets.inc_team_rollup and inc_open_rollup what reporting.fn_team_closures sums;
+tests/test_trends.py proves the sums equal the dashboard. Here each way
+tickets.inc or tickets.closure_events changes (ingest of deltas, a late file,
+a reopened ticket closed again, a closed ticket handed to another team, a
+history rebuild, plain updates, deletes and truncates) must leave the
+rollups exactly as tickets.refresh_daily_rollup(NULL),
+tickets.refresh_team_rollup(NULL) and a count of the open tickets would
+compute them afresh, and both
+functions must answer exactly as the bodies that recounted tickets.inc did.
+The mttr median and p90 read from the rollups' buckets must be
+percentile_cont's, bit for bit.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from fleettickets import history
 from fleettickets.ingest import run_ingest
 from fleettickets.settings import Settings
 from tests.crafted import EAT
 from tests.fix_clock import TEST_NOW
+from tests.migration_text import function_as_created
 from tests.test_trends import SAME, call, dashboard_metrics
 from tests.trend_stream import write_file
 
@@ -30,21 +40,79 @@ SELECT day, cluster_key, created, closed, ARRAY(SELECT v FROM unnest(mttrs) v OR
        compliant, breached, c48_within, c48_breached
   FROM tickets.inc_daily_rollup ORDER BY day, cluster_key NULLS FIRST
 """
+DAILY_MTTR = "SELECT day, mttrs, mttr_buckets, mttr_counts FROM tickets.inc_daily_mttr ORDER BY day"
+TEAM_ROLLUP = """
+SELECT day, cluster_key, team, closed, mttrs, mttr_buckets, mttr_counts, compliant, breached, c48_within, c48_breached
+  FROM tickets.inc_team_rollup ORDER BY day, cluster_key NULLS FIRST, team NULLS FIRST
+"""
+OPEN_ROLLUP = """
+SELECT cluster_key, team, clock_day, open FROM tickets.inc_open_rollup
+ ORDER BY cluster_key NULLS FIRST, team NULLS FIRST, clock_day NULLS FIRST
+"""
+OPEN_RECOUNT = """
+SELECT lower(cluster), nullif(btrim(assigned_team), ''), tickets.eat_day(coalesce(created_at_service, first_seen_at)),
+       count(*)
+  FROM tickets.inc WHERE is_actionable
+ GROUP BY 1, 2, 3 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST
+"""
+# The bodies that recounted tickets.inc and closure_events on every call.
+EARLIER_BODIES = (
+    function_as_created("31_trends_and_team_closures.sql", "reporting.fn_team_closures", "pg_temp.team_closures_31"),
+    function_as_created("37_trends_daily_rollup.sql", "reporting.fn_inc_trends", "pg_temp.trends_37"),
+)
 
 
-def rollup_and_recompute(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+Rows = list[tuple[Any, ...]]
+
+
+def rollup_and_recompute(url: str) -> tuple[tuple[Rows, ...], tuple[Rows, ...]]:
     with psycopg.connect(url) as conn:
-        kept = conn.execute(ROLLUP).fetchall()
-        conn.execute("SELECT tickets.refresh_daily_rollup(NULL)")
-        fresh = conn.execute(ROLLUP).fetchall()
+        kept = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_ROLLUP))
+        conn.execute("SELECT tickets.refresh_daily_rollup(NULL), tickets.refresh_team_rollup(NULL)")
+        fresh = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_RECOUNT))
         conn.rollback()
     return kept, fresh
 
 
-def assert_exact(url: str) -> list[tuple[Any, ...]]:
+def assert_exact(url: str) -> Rows:
+    """The rollups equal a recompute and both functions answer as before; the trends rollup's rows."""
     kept, fresh = rollup_and_recompute(url)
     assert kept == fresh
-    return kept
+    answers_as_before(url)
+    return kept[0]
+
+
+def answers_as_before(url: str) -> None:
+    """Both functions, over ranges and clusters around the written days, answer as the earlier bodies."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for body in EARLIER_BODIES:
+            conn.execute(body)
+        for first, last, grain in [
+            (TODAY - timedelta(days=8), TODAY, "day"),
+            (TODAY - timedelta(days=6), TODAY - timedelta(days=4), "week"),
+            (TODAY - timedelta(days=30), TODAY, "month"),
+        ]:
+            # open tickets breach 48 hours after their clock: instants whose
+            # cut-off falls inside the written days, as well as now
+            instants = (
+                TEST_NOW,
+                TEST_NOW - timedelta(days=2, hours=1),
+                TEST_NOW - timedelta(days=4, hours=1, minutes=15),
+            )
+            for cluster, now in [(c, n) for c in (None, "KAYOLE", " umoja ", "nowhere") for n in instants]:
+                args = {"p_from": first, "p_to": last, "p_cluster": cluster, "p_now": now}
+                named = ", ".join(f"{k} => %({k})s" for k in args)
+                new, old = conn.execute(
+                    f"SELECT reporting.fn_team_closures({named})::text, pg_temp.team_closures_31({named})::text",
+                    args,
+                ).fetchone()
+                assert new == old, args
+                new, old = conn.execute(
+                    f"SELECT reporting.fn_inc_trends({named}, p_grain => %(grain)s)::text, "
+                    f"pg_temp.trends_37({named}, p_grain => %(grain)s)::text",
+                    args | {"grain": grain},
+                ).fetchone()
+                assert new == old, args
 
 
 def row(ticket: str, created: str, closed: str | None, team: str = "East 1", **extra: str) -> dict[str, str]:
@@ -136,6 +204,20 @@ def test_every_write_path_keeps_the_rollup_exact(db_url: str, tmp_path: Path) ->
     assert_exact(db_url)
 
     with psycopg.connect(db_url, autocommit=True) as conn:
+        # the credit changed by hand: an event's team, an event removed, every event gone
+        conn.execute("UPDATE tickets.closure_events SET assigned_team = ' north 4' WHERE ticket_id = 'R1'")
+        assert ("north 4", 1) in [(r[2], r[3]) for r in conn.execute(TEAM_ROLLUP)]
+        assert_exact(db_url)
+        conn.execute("DELETE FROM tickets.closure_events WHERE ticket_id = 'T2'")
+        assert_exact(db_url)
+        conn.execute("UPDATE tickets.inc SET raw = raw || '{\"assigned_team\": \"South 3\"}' WHERE ticket_id = 'T2'")
+        assert_exact(db_url)
+        conn.execute("TRUNCATE tickets.closure_events")
+        assert_exact(db_url)
+        history.rebuild(conn, TEST_NOW)
+    assert_exact(db_url)
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
         # counted columns changed by hand, a row deleted, then everything truncated
         conn.execute("UPDATE tickets.inc SET raw = raw || '{\"is_actionable\": \"true\"}' WHERE ticket_id = 'C1'")
         assert_exact(db_url)
@@ -168,3 +250,42 @@ def test_trends_over_the_rollup_equal_the_dashboard_after_the_writes(db_url: str
                 (period,) = trend["series"]
                 assert {k: period[k] for k in SAME} == dashboard_metrics(conn, first, last, cluster)
     assert_exact(db_url)
+
+
+# --- the percentiles from buckets ---------------------------------------------------
+
+PARTS = """
+SELECT array_agg(ROW(p.sorted, h.buckets, h.counts)::tickets.mttr_part)
+  FROM unnest(%(parts)s::text[]) AS t(part),
+       LATERAL (SELECT nullif(ARRAY(SELECT v FROM unnest(t.part::integer[]) v ORDER BY v), '{}') AS sorted) AS p,
+       LATERAL tickets.mttr_histogram(p.sorted) AS h
+"""
+
+
+@hypothesis_settings(max_examples=150, deadline=None, database=None)
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.lists(st.integers(0, 12), max_size=9),  # ties in the small one-minute buckets
+            st.lists(st.integers(0, 5_256_000), max_size=40),  # the whole range, the widest buckets
+            st.lists(st.sampled_from((59, 60, 61, 432, 519, 520, 4641)), max_size=30),  # on and beside bounds
+        ),
+        max_size=6,
+    )
+)
+def test_percentiles_from_buckets_are_percentile_conts_bit_for_bit(module_db_url: str, parts: list[list[int]]) -> None:
+    texts = ["{" + ",".join(map(str, part)) + "}" for part in parts]
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        expected, got, summary, summary_of = conn.execute(
+            f"""
+            WITH parts AS ({PARTS}), everything AS (
+                SELECT array_agg(v) AS mttrs FROM unnest(%(parts)s::text[]) AS t(part), unnest(t.part::integer[]) v)
+            SELECT (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY v) FROM everything, unnest(mttrs) v),
+                   reporting.mttr_percentiles_of((SELECT * FROM parts), p_sort_up_to => 0),
+                   reporting.mttr_summary((SELECT mttrs FROM everything))::text,
+                   reporting.mttr_summary_of((SELECT * FROM parts))::text
+            """,
+            {"parts": texts},
+        ).fetchone()
+    assert [float(x).hex() for x in expected or []] == [float(x).hex() for x in got or []]
+    assert summary == summary_of  # the few values here are sorted, as percentile_cont does
