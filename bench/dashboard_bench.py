@@ -7,13 +7,18 @@ database `fleettickets_bench`); otherwise it starts a throwaway local cluster
 in a temporary folder and removes it afterwards. Tickets are generated in SQL:
 closed ones created evenly over the last `--span-days` (default 90), ~10%
 open, 12 clusters, ~150 engineers in 24 teams,
-~30% without created_at_service, ~12% without any coordinates. The figures it
+~30% without created_at_service, ~12% without any coordinates. For each case
+it prints the median wall time (with the transfer of the JSON text) and, when
+the server runs on this machine, the median CPU time of its backend; then the
+cost of one feature: `last_30_days` and `today` again with one feature per
+collection, the difference divided by the features left out. The figures it
 prints are recorded in docs/phase-2-dashboard.md ("Performance").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -90,16 +95,35 @@ def call(args: dict[str, str]) -> sql.Composed:
     return sql.SQL("SELECT reporting.fn_inc_dashboard({})::text").format(named)
 
 
-def timed(conn: psycopg.Connection, query: sql.Composed, runs: int) -> tuple[float, int]:
-    """Median wall time in ms (server work + transfer of the text), and payload bytes."""
-    times, size = [], 0
+def backend_cpu_ms(pid: int) -> float | None:
+    """The server process's user + system CPU so far, when it runs on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def timed(conn: psycopg.Connection, query: sql.Composed, runs: int) -> tuple[float, float | None, str]:
+    """Median wall time in ms (server work + transfer of the text), median server CPU in ms, the payload."""
+    times, cpu, payload = [], [], ""
+    pid = conn.info.backend_pid
     conn.execute(query)  # warm the cache once
     for _ in range(runs):
+        cpu_before = backend_cpu_ms(pid)
         start = time.perf_counter()
         row = conn.execute(query).fetchone()
         times.append((time.perf_counter() - start) * 1000)
-        size = len(row[0]) if row else 0
-    return statistics.median(times), size
+        cpu_after = backend_cpu_ms(pid)
+        if cpu_before is not None and cpu_after is not None:
+            cpu.append(cpu_after - cpu_before)
+        payload = row[0] if row else ""
+    return statistics.median(times), statistics.median(cpu) if cpu else None, payload
+
+
+def feature_count(payload: str) -> int:
+    document = json.loads(payload)
+    return len(document["open"]["features"]) + len(document["closed"]["features"])
 
 
 def prepare(url: str, rows: int, span_days: int) -> None:
@@ -135,10 +159,24 @@ def prepare(url: str, rows: int, span_days: int) -> None:
 
 def run(url: str, runs: int, explain: bool) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        print(f"{'case':34} {'median ms':>10} {'payload':>10}")
+        print(f"{'case':34} {'median ms':>10} {'server CPU':>10} {'payload':>10}")
         for label, args in CASES:
-            ms, size = timed(conn, call(args), runs)
-            print(f"{label:34} {ms:10.0f} {size / 1e6:8.1f} MB")
+            ms, cpu, payload = timed(conn, call(args), runs)
+            print(f"{label:34} {ms:10.0f} {cpu_text(cpu):>10} {len(payload) / 1e6:8.1f} MB")
+        # What each feature adds: the same question with one feature per
+        # collection, the difference divided by the features it left out.
+        # Server CPU (read from /proc when the server runs here) is steadier
+        # than wall time on a shared machine; /proc counts in 10 ms ticks.
+        print(f"{'per feature (default vs 1 per collection)':44} {'wall':>8} {'server CPU':>10}")
+        for label, args in CASES[:2]:
+            ms, cpu, payload = timed(conn, call(args), runs)
+            ms_one, cpu_one, payload_one = timed(conn, call({**args, "p_max_features": "1"}), runs)
+            left_out = feature_count(payload) - feature_count(payload_one)
+            per_cpu = None if cpu is None or cpu_one is None else (cpu - cpu_one) / left_out * 1000
+            print(
+                f"{label + f' ({left_out:,} features)':44} {(ms - ms_one) / left_out * 1000:6.1f} us"
+                f" {cpu_text(per_cpu, 'us'):>10}"
+            )
         if explain:
             # The function body's plan, via auto_explain of nested statements.
             conn.execute("LOAD 'auto_explain'")
@@ -150,6 +188,12 @@ def run(url: str, runs: int, explain: bool) -> None:
             for label, args in CASES[2:3]:
                 print(f"--- plan: {label}")
                 conn.execute(call(args))
+
+
+def cpu_text(value: float | None, unit: str = "ms") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} us" if unit == "us" else f"{value:.0f} ms"
 
 
 def with_dbname(url: str, dbname: str) -> str:
