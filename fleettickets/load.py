@@ -68,9 +68,9 @@ SELECT (SELECT count(*) FROM winners), count(*), 0, 0, (SELECT count(*) FROM ver
 # geometry trigger of INSERT (every lookup) for each of the existing tickets.
 # OFFSET 0 keeps `known` a probe of the primary key per winner: without it
 # the planner may turn EXISTS into a hash of every ticket's key, a full read
-# of tickets.inc (200,000 tickets: 25,000 pages, about 0.3 s of CPU alone,
+# of tickets.inc (200,000 tickets: 25,000 pages, 0.3 s on a busy machine)
 # to settle 20,000 winners; it trusts its guess of the unanalysed staging
-# table's rows over the table's real size).
+# table's rows over the table's real size.
 INCOMING_SQL = """
 CREATE TEMP TABLE ingest_incoming ON COMMIT DROP AS
 SELECT w.ticket_id, w.raw,
