@@ -12,10 +12,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from fleettickets import clock, load
+from fleettickets.clean import read_change_file
 from fleettickets.db import lock_key
 from fleettickets.errors import EXIT_LOCKED, FleetTicketsError
 from fleettickets.ingest import run_ingest
+from fleettickets.load import FileResult
 from fleettickets.settings import Settings
 from fleettickets_dev.faults import CRASH_EXIT_STATUS
 from fleettickets_dev.sample_stream import write_sample_stream
@@ -487,3 +491,25 @@ def test_one_file_with_new_changed_identical_and_stale_tickets(settings: Setting
     assert rows["INC-3"][1].endswith(newer.name), "a stale row does not replace a newer version"
     assert all(r[3] for r in rows.values()), "every ticket keeps or gets its point"
     assert versions == [("INC-1", "RESOLVED"), ("INC-3", "PENDING"), ("INC-4", "OPEN")]
+
+
+def test_a_delta_settles_its_new_tickets_by_key_not_by_reading_every_ticket(
+    settings: Settings, stream: list[Path]
+) -> None:
+    """Which winners are new is one primary-key probe each, whatever the planner guesses of the staged rows."""
+    upload(settings, stream[:1])
+    assert run_ingest(settings, apply=True).ok
+    delta = stream[1]
+    result = FileResult(file_key=delta.name, file_ts=clock.now(), etag="", size_bytes=0, late=False)
+    with psycopg.connect(settings.database_url) as conn, delta.open("rb") as handle:
+        rows = read_change_file(handle, delta.name)
+        first = next(rows)
+        columns = list(first.record)
+        load._create_stage(conn, len(columns))
+        load._copy_rows(conn, first, rows, len(columns))
+        plan = "\n".join(
+            r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + load._statement(load.INCOMING_SQL, columns, result))
+        )
+        conn.rollback()
+    assert "Seq Scan on inc" not in plan, plan
+    assert "inc_pkey on inc" in plan, plan
