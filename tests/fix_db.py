@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,28 +112,35 @@ def drop_database(pg_server: str, name: str) -> None:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@contextmanager
+def scratch_database(pg_server: str, template: str | None) -> Iterator[str]:
+    """The URL of a new database copied from `template` (empty when None), dropped afterwards."""
+    name = create_database(pg_server, template)
+    try:
+        yield with_dbname(pg_server, name)
+    finally:
+        drop_database(pg_server, name)
+
+
 @pytest.fixture(scope="module")
 def module_db_url(pg_server: str, template_db: str) -> Iterator[str]:
     """A migrated database shared by the tests of one module."""
-    name = create_database(pg_server, TEMPLATE_DB)
-    yield with_dbname(pg_server, name)
-    drop_database(pg_server, name)
+    with scratch_database(pg_server, TEMPLATE_DB) as url:
+        yield url
 
 
 @pytest.fixture
 def db_url(pg_server: str, template_db: str) -> Iterator[str]:
     """A migrated database of this test's own."""
-    name = create_database(pg_server, TEMPLATE_DB)
-    yield with_dbname(pg_server, name)
-    drop_database(pg_server, name)
+    with scratch_database(pg_server, TEMPLATE_DB) as url:
+        yield url
 
 
 @pytest.fixture
 def empty_db_url(pg_server: str) -> Iterator[str]:
     """An empty database (no migrations), for migration tests."""
-    name = create_database(pg_server, None)
-    yield with_dbname(pg_server, name)
-    drop_database(pg_server, name)
+    with scratch_database(pg_server, None) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from fleettickets.settings import Settings
 from fleettickets_dev.faults import CRASH_EXIT_STATUS
 from fleettickets_dev.sample_stream import write_sample_stream
 from tests.deployed_db import READER_ROLE, build_deployed_db
-from tests.fix_db import create_database, drop_database, with_dbname
+from tests.fix_db import scratch_database
 from tests.stream_tools import PREFIX, bucket_keys, db_state, expected_state, job_env, run_cli, upload
 
 PROCESSED = 4  # files the earlier loader applied; the rest wait in changes/
@@ -95,17 +96,15 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="module")
 def deployed_template(pg_server: str, stream: list[Path]) -> Iterator[str]:
     """The deployed database, built once: each test adopts a copy of its own."""
-    name = create_database(pg_server, None)
-    build_deployed_db(with_dbname(pg_server, name), stream[:PROCESSED])
-    yield name
-    drop_database(pg_server, name)
+    with scratch_database(pg_server, None) as url:
+        build_deployed_db(url, stream[:PROCESSED])
+        yield urlsplit(url).path.lstrip("/")
 
 
 @pytest.fixture
 def deployed_db_url(pg_server: str, deployed_template: str) -> Iterator[str]:
-    name = create_database(pg_server, deployed_template)
-    yield with_dbname(pg_server, name)
-    drop_database(pg_server, name)
+    with scratch_database(pg_server, deployed_template) as url:
+        yield url
 
 
 @pytest.fixture
