@@ -29,7 +29,7 @@ TEMPLATE_DB = "fleettickets_test_template" + os.environ.get("PYTEST_XDIST_WORKER
 _db_numbers = itertools.count(1)
 
 
-def with_dbname(url: str, dbname: str) -> str:
+def _with_dbname(url: str, dbname: str) -> str:
     """The same server URL with another database name (URLs, like DATABASE_URL)."""
     return urlsplit(url)._replace(path=f"/{dbname}").geturl()
 
@@ -86,7 +86,7 @@ def template_db(pg_server: str, pytestconfig: pytest.Config) -> str:
             pytest.exit(POSTGIS_HINT.format(major=major), returncode=1)
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
-    url = with_dbname(pg_server, TEMPLATE_DB)
+    url = _with_dbname(pg_server, TEMPLATE_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         apply_migrations(conn)
         row = conn.execute("SELECT version(), postgis_lib_version()").fetchone()
@@ -97,7 +97,7 @@ def template_db(pg_server: str, pytestconfig: pytest.Config) -> str:
     return url
 
 
-def create_database(pg_server: str, template: str | None) -> str:
+def _create_db(pg_server: str, template: str | None) -> str:
     name = f"ft_test_{os.getpid()}_{next(_db_numbers)}"
     with _admin(pg_server) as admin:
         query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
@@ -107,7 +107,7 @@ def create_database(pg_server: str, template: str | None) -> str:
     return name
 
 
-def drop_database(pg_server: str, name: str) -> None:
+def _drop_db(pg_server: str, name: str) -> None:
     with _admin(pg_server) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -115,11 +115,11 @@ def drop_database(pg_server: str, name: str) -> None:
 @contextmanager
 def scratch_database(pg_server: str, template: str | None) -> Iterator[str]:
     """The URL of a new database copied from `template` (empty when None), dropped afterwards."""
-    name = create_database(pg_server, template)
+    name = _create_db(pg_server, template)
     try:
-        yield with_dbname(pg_server, name)
+        yield _with_dbname(pg_server, name)
     finally:
-        drop_database(pg_server, name)
+        _drop_db(pg_server, name)
 
 
 @pytest.fixture(scope="module")
