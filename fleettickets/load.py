@@ -238,13 +238,15 @@ def load_change_file(
         staged = time.monotonic()
         empty = _empty_tables(conn, BULK_BUILT_TABLES)
         if "tickets.inc" in empty:
-            with _indexes_built_after(conn, empty):
-                merged = conn.execute(_statement(FIRST_LOAD_SQL, columns, result)).fetchone()
-            # The new rows have no column statistics yet: until autovacuum got
-            # round to them, the history capture in this transaction and the
-            # next runs would be planned on default guesses (a sequential scan
-            # of every version to learn that nothing is new).
-            conn.execute("ANALYZE tickets.inc, tickets.inc_versions")
+            with _rollups_built_after(conn):
+                with _indexes_built_after(conn, empty):
+                    merged = conn.execute(_statement(FIRST_LOAD_SQL, columns, result)).fetchone()
+                # The new rows have no column statistics yet: until autovacuum
+                # got round to them, the rollups' build, the history capture in
+                # this transaction and the next runs would be planned on default
+                # guesses (a sequential scan of every version to learn that
+                # nothing is new).
+                conn.execute("ANALYZE tickets.inc, tickets.inc_versions")
         else:
             conn.execute(_statement(INCOMING_SQL, columns, result))
             with _indexes_built_after(conn, empty):
@@ -296,6 +298,22 @@ def _indexes_built_after(conn: psycopg.Connection, tables: list[str]) -> Iterato
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
     for _, _, definition in indexes:
         conn.execute(sql.SQL(definition))
+
+
+@contextmanager
+def _rollups_built_after(conn: psycopg.Connection) -> Iterator[None]:
+    """Switch the rollups' insert trigger off for a first load and build them once after it.
+
+    The trigger shifts the rollups by each statement's rows, which it reads
+    from a transition table: for a first load that is the whole file written
+    aside once more and grouped, where one pass over the loaded table (with
+    its indexes rebuilt) does the same work once. Both happen in the
+    caller's transaction, and the load already holds the table exclusively.
+    """
+    conn.execute("ALTER TABLE tickets.inc DISABLE TRIGGER inc_rollup_insert")
+    yield
+    conn.execute("ALTER TABLE tickets.inc ENABLE TRIGGER inc_rollup_insert")
+    conn.execute("SELECT tickets.rebuild_rollups()")
 
 
 def _create_stage(conn: psycopg.Connection, width: int) -> None:

@@ -16,6 +16,8 @@ percentile_cont's, bit for bit.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,10 @@ OPEN_ROLLUP = """
 SELECT cluster_key, team, clock_day, open FROM tickets.inc_open_rollup
  ORDER BY cluster_key NULLS FIRST, team NULLS FIRST, clock_day NULLS FIRST
 """
+CREDIT = "SELECT ticket_id, assigned_team FROM tickets.closure_credit ORDER BY ticket_id"
+CREDIT_RECOUNT = """
+SELECT DISTINCT ON (ticket_id) ticket_id, assigned_team FROM tickets.closure_events ORDER BY ticket_id, observed_at DESC
+"""
 OPEN_RECOUNT = """
 SELECT lower(cluster), nullif(btrim(assigned_team), ''), tickets.eat_day(coalesce(created_at_service, first_seen_at)),
        count(*)
@@ -67,17 +73,24 @@ Rows = list[tuple[Any, ...]]
 
 def rollup_and_recompute(url: str) -> tuple[tuple[Rows, ...], tuple[Rows, ...]]:
     with psycopg.connect(url) as conn:
-        kept = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_ROLLUP))
+        kept = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_ROLLUP, CREDIT))
         conn.execute("SELECT tickets.refresh_daily_rollup(NULL), tickets.refresh_team_rollup(NULL)")
-        fresh = tuple(conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_RECOUNT))
+        fresh = tuple(
+            conn.execute(q).fetchall() for q in (ROLLUP, DAILY_MTTR, TEAM_ROLLUP, OPEN_RECOUNT, CREDIT_RECOUNT)
+        )
         conn.rollback()
     return kept, fresh
 
 
 def assert_exact(url: str) -> Rows:
-    """The rollups equal a recompute and both functions answer as before; the trends rollup's rows."""
+    """The rollups equal a recompute, took every change without one, and both functions answer as before.
+
+    Returns the trends rollup's rows.
+    """
     kept, fresh = rollup_and_recompute(url)
     assert kept == fresh
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT rollup::text, days FROM tickets.rollup_repairs").fetchall() == []
     answers_as_before(url)
     return kept[0]
 
@@ -289,3 +302,156 @@ def test_percentiles_from_buckets_are_percentile_conts_bit_for_bit(module_db_url
         ).fetchone()
     assert [float(x).hex() for x in expected or []] == [float(x).hex() for x in got or []]
     assert summary == summary_of  # the few values here are sorted, as percentile_cont does
+
+
+# Statements against tickets.inc and tickets.closure_events, each touching
+# several rows, with the values the rollups count by drawn from a small set
+# so that keys, mttr values and credits collide.
+STAMPS = [f"{TODAY - timedelta(days=n)} {h:02d}:{m:02d}:00" for n in range(3) for h, m in ((0, 0), (2, 59), (21, 0))]
+TICKET_IDS = [f"P{i}" for i in range(5)]
+TEAMS = ["East 1", " east 1", "West 9", "", None]
+ticket_raw = st.fixed_dictionaries(
+    {
+        "created_at_service": st.sampled_from([*STAMPS, ""]),
+        "first_seen_at": st.sampled_from(STAMPS[:3]),
+        "closed_at": st.sampled_from([*STAMPS, ""]),
+        "is_actionable": st.sampled_from(["true", "false", ""]),
+        "cluster": st.sampled_from(["Kayole", "kayole", "Umoja", ""]),
+        "assigned_team": st.sampled_from(TEAMS),
+        "mttr": st.sampled_from(["", "2.5", "0.1", "30", "2.5"]),
+        "sla_status": st.sampled_from(["Compliant", "breached", "", "Pending"]),
+    }
+)
+some_tickets = st.lists(st.sampled_from(TICKET_IDS), min_size=1, max_size=4, unique=True)
+event = st.tuples(st.sampled_from(TICKET_IDS), st.integers(0, 3), st.sampled_from(TEAMS))
+statement = st.one_of(
+    st.tuples(st.just("upsert"), st.lists(st.tuples(st.sampled_from(TICKET_IDS), ticket_raw), min_size=1, max_size=4)),
+    st.tuples(st.just("delete"), some_tickets),
+    st.tuples(st.just("team"), st.tuples(some_tickets, st.sampled_from(TEAMS))),
+    st.tuples(st.just("events"), st.tuples(some_tickets, st.lists(event, max_size=5))),
+    st.tuples(st.just("drop_events"), some_tickets),
+    st.tuples(st.just("event_team"), st.tuples(some_tickets, st.sampled_from(TEAMS))),
+)
+
+
+def run_statement(conn: psycopg.Connection[Any], kind: str, arg: Any) -> None:
+    if kind == "upsert":
+        rows = dict(arg)  # one row per key, as ON CONFLICT needs
+        conn.execute(
+            "INSERT INTO tickets.inc (ticket_id, raw) SELECT t, r FROM unnest(%s::text[], %s::jsonb[]) AS u(t, r) "
+            "ON CONFLICT (ticket_id) DO UPDATE SET raw = excluded.raw",
+            (list(rows), [psycopg.types.json.Jsonb(r) for r in rows.values()]),
+        )
+    elif kind == "delete":
+        conn.execute("DELETE FROM tickets.inc WHERE ticket_id = ANY (%s)", (arg,))
+    elif kind == "team":
+        conn.execute(
+            "UPDATE tickets.inc SET raw = raw || jsonb_build_object('assigned_team', %s::text) "
+            "WHERE ticket_id = ANY (%s)",
+            (arg[1], arg[0]),
+        )
+    elif kind == "events":
+        # one statement that deletes some tickets' events and writes others
+        # (both statement triggers fire after all of it, as in derive_closures)
+        dropped, written = arg
+        written = list({(t, n): team for t, n, team in written}.items())
+        conn.execute(
+            "WITH gone AS (DELETE FROM tickets.closure_events WHERE ticket_id = ANY (%s)) "
+            "INSERT INTO tickets.closure_events (ticket_id, observed_at, source_key, first_observation, assigned_team) "
+            "SELECT t, %s::timestamptz + n * interval '1 hour', 'k', true, team "
+            "  FROM unnest(%s::text[], %s::integer[], %s::text[]) AS u(t, n, team) "
+            "ON CONFLICT (ticket_id, observed_at) DO UPDATE SET assigned_team = excluded.assigned_team",
+            (dropped, TEST_NOW, [k[0] for k, _ in written], [k[1] for k, _ in written], [t for _, t in written]),
+        )
+    elif kind == "drop_events":
+        conn.execute("DELETE FROM tickets.closure_events WHERE ticket_id = ANY (%s)", (arg,))
+    else:
+        conn.execute(
+            "UPDATE tickets.closure_events SET assigned_team = %s WHERE ticket_id = ANY (%s)", (arg[1], arg[0])
+        )
+
+
+@hypothesis_settings(max_examples=60, deadline=None, database=None)
+@given(statements=st.lists(statement, min_size=1, max_size=8))
+def test_any_statements_keep_the_rollups_equal_to_a_recompute(
+    module_db_url: str, statements: list[tuple[str, Any]]
+) -> None:
+    """The rollups' incremental changes against a full recompute, after any statements."""
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE tickets.inc, tickets.closure_events, tickets.rollup_repairs CASCADE")
+        for kind, arg in statements:
+            run_statement(conn, kind, arg)
+    kept, fresh = rollup_and_recompute(module_db_url)
+    assert kept == fresh
+    with psycopg.connect(module_db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM tickets.rollup_repairs").fetchone() == (0,)
+
+
+def test_a_rollup_out_of_step_is_recomputed_and_recorded(db_url: str, tmp_path: Path) -> None:
+    d = [TODAY - timedelta(days=n) for n in range(2, -1, -1)]
+    at = [datetime(day.year, day.month, day.day, 7, tzinfo=EAT) for day in d]
+    ingest(db_url, [write_file(tmp_path, at[0], [row("A1", f"{d[0]} 05:00:00", f"{d[0]} 06:00:00")])])
+    assert_exact(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # somebody empties the day's rows by hand; a delta then reopens A1
+        conn.execute("DELETE FROM tickets.inc_daily_rollup WHERE day = %s", (d[0],))
+        conn.execute("UPDATE tickets.inc_team_rollup SET mttrs = '{1}' WHERE day = %s", (d[0],))
+    ingest(db_url, [write_file(tmp_path, at[1], [row("A1", f"{d[0]} 05:00:00", None)])])
+    kept, fresh = rollup_and_recompute(db_url)
+    assert kept == fresh
+    with psycopg.connect(db_url) as conn:
+        repairs = conn.execute("SELECT rollup::text, days FROM tickets.rollup_repairs ORDER BY rollup::text").fetchall()
+    assert repairs == [("tickets.inc_daily_rollup", [d[0]]), ("tickets.inc_team_rollup", [d[0]])]
+
+
+@hypothesis_settings(max_examples=200, deadline=None, database=None)
+@given(
+    held=st.lists(st.integers(0, 20), max_size=30),
+    added=st.lists(st.integers(0, 20), max_size=8),
+    removed=st.lists(st.integers(0, 20), max_size=8),
+    splice_up_to=st.sampled_from([0, 256]),  # one sort of the whole, or splices
+)
+def test_a_sorted_mttr_array_merges_as_a_multiset(
+    module_db_url: str, held: list[int], added: list[int], removed: list[int], splice_up_to: int
+) -> None:
+    """tickets.mttrs_merged against Counter arithmetic: values not held are not taken away."""
+    expected = sorted((Counter(held) - Counter(removed) + Counter(added)).elements()) or None
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        (got,) = conn.execute(
+            "SELECT tickets.mttrs_merged(%s, %s, %s, %s)",
+            (
+                sorted(held) or None,
+                sorted(added) or None,
+                sorted(removed) or None,
+                splice_up_to,
+            ),
+        ).fetchone()
+    assert got == expected
+
+
+def test_two_writers_at_once_both_count(db_url: str, tmp_path: Path) -> None:
+    """A second transaction's trigger waits for the first to commit, then merges into what it wrote."""
+    d0 = TODAY - timedelta(days=1)
+    at = datetime(d0.year, d0.month, d0.day, 7, tzinfo=EAT)
+    ingest(db_url, [write_file(tmp_path, at, [row("W1", f"{d0} 05:00:00", None), row("W2", f"{d0} 05:10:00", None)])])
+    close = (
+        "UPDATE tickets.inc SET raw = raw || jsonb_build_object('closed_at', %s::text, 'is_actionable', 'false', "
+        "'mttr', %s::text, 'sla_status', 'Compliant') WHERE ticket_id = %s"
+    )
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        first.execute(close, (f"{d0} 06:00:00", "1.5", "W1"))
+        done = threading.Event()
+
+        def second_writer() -> None:
+            second.execute(close, (f"{d0} 06:30:00", "3", "W2"))
+            second.commit()
+            done.set()
+
+        writer = threading.Thread(target=second_writer)
+        writer.start()
+        assert not done.wait(1.0)  # it waits for the first to commit
+        first.commit()
+        writer.join(timeout=60)
+        assert done.is_set()
+    kept = assert_exact(db_url)
+    assert [(r[2], r[3], r[4]) for r in kept if r[0] == d0] == [(2, 2, [90, 180])]
