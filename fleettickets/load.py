@@ -31,13 +31,19 @@ logger = logging.getLogger(__name__)
 # Into an empty tickets.inc (a first baseline, a replay into a fresh
 # database) every row is new: one INSERT, its rows also appended to
 # tickets.inc_versions by the same statement from what RETURNING hands back.
+# The rows are placed by joining tickets.geometry_of, which PostgreSQL
+# inlines (gazetteer lookups as hash joins), while the per-row geometry
+# trigger is off (see _placed_by_the_statement); OFFSET 0 builds each row's
+# jsonb once instead of once per use.
 FIRST_LOAD_SQL = """
 WITH winners AS MATERIALIZED (
     SELECT max(line) AS line FROM ingest_stage GROUP BY {ticket}
 ), added AS (
-    INSERT INTO tickets.inc (ticket_id, raw, source_file_ts, source_key)
-    SELECT {ticket}, {raw}, {file_ts}, {file_key}
-      FROM ingest_stage JOIN winners USING (line)
+    INSERT INTO tickets.inc (ticket_id, raw, source_file_ts, source_key, geom, geo_source)
+    SELECT w.ticket_id, w.raw, {file_ts}, {file_key}, g.geom, g.geo_source
+      FROM (SELECT {ticket} AS ticket_id, {raw} AS raw
+              FROM ingest_stage JOIN winners USING (line) OFFSET 0) AS w
+     CROSS JOIN LATERAL tickets.geometry_of(w.raw) AS g
     RETURNING ticket_id, raw
 ), versions AS (
     INSERT INTO tickets.inc_versions (ticket_id, valid_from, source_key, raw)
@@ -239,7 +245,7 @@ def load_change_file(
         empty = _empty_tables(conn, BULK_BUILT_TABLES)
         if "tickets.inc" in empty:
             with _rollups_built_after(conn):
-                with _indexes_built_after(conn, empty):
+                with _indexes_built_after(conn, empty), _placed_by_the_statement(conn):
                     merged = conn.execute(_statement(FIRST_LOAD_SQL, columns, result)).fetchone()
                 # The new rows have no column statistics yet: until autovacuum
                 # got round to them, the rollups' build, the history capture in
@@ -298,6 +304,21 @@ def _indexes_built_after(conn: psycopg.Connection, tables: list[str]) -> Iterato
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
     for _, _, definition in indexes:
         conn.execute(sql.SQL(definition))
+
+
+@contextmanager
+def _placed_by_the_statement(conn: psycopg.Connection) -> Iterator[None]:
+    """Switch the per-row geometry trigger off while a first load places its rows itself.
+
+    FIRST_LOAD_SQL writes each row's geom and geo_source from
+    tickets.geometry_of, the rule the trigger applies through
+    tickets.resolve_geometry, so the trigger would only work them out again,
+    one lookup at a time. Switched back on in the caller's transaction; the
+    load holds the table exclusively until it commits.
+    """
+    conn.execute("ALTER TABLE tickets.inc DISABLE TRIGGER inc_resolve_geometry_insert")
+    yield
+    conn.execute("ALTER TABLE tickets.inc ENABLE TRIGGER inc_resolve_geometry_insert")
 
 
 @contextmanager

@@ -89,7 +89,7 @@ def test_last_definitions_follow_replacements_renames_and_alterations() -> None:
         return [f.split("_")[0] for f in files]
 
     resolve = origins[("function", "tickets.resolve_geometry")]
-    assert numbers(resolve.created) == ["01", "13", "14"]
+    assert numbers(resolve.created) == ["01", "13", "14", "44"]
     history = origins[("function", "tickets.capture_history")]
     assert numbers(history.created)[:2] == ["10", "19"]
     payload = origins[("function", "reporting.inc_dashboard_payload")]
