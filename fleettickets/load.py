@@ -307,18 +307,29 @@ def _indexes_built_after(conn: psycopg.Connection, tables: list[str]) -> Iterato
 
 
 @contextmanager
+def _trigger_off(conn: psycopg.Connection, trigger: str) -> Iterator[None]:
+    """Switch a trigger on tickets.inc off for the block, in the caller's transaction.
+
+    ALTER TABLE locks the table exclusively until commit, which a first load
+    into an empty table already does; a failure rolls the switch back with
+    the rows.
+    """
+    conn.execute(sql.SQL("ALTER TABLE tickets.inc DISABLE TRIGGER {}").format(sql.Identifier(trigger)))
+    yield
+    conn.execute(sql.SQL("ALTER TABLE tickets.inc ENABLE TRIGGER {}").format(sql.Identifier(trigger)))
+
+
+@contextmanager
 def _placed_by_the_statement(conn: psycopg.Connection) -> Iterator[None]:
     """Switch the per-row geometry trigger off while a first load places its rows itself.
 
     FIRST_LOAD_SQL writes each row's geom and geo_source from
     tickets.geometry_of, the rule the trigger applies through
     tickets.resolve_geometry, so the trigger would only work them out again,
-    one lookup at a time. Switched back on in the caller's transaction; the
-    load holds the table exclusively until it commits.
+    one lookup at a time.
     """
-    conn.execute("ALTER TABLE tickets.inc DISABLE TRIGGER inc_resolve_geometry_insert")
-    yield
-    conn.execute("ALTER TABLE tickets.inc ENABLE TRIGGER inc_resolve_geometry_insert")
+    with _trigger_off(conn, "inc_resolve_geometry_insert"):
+        yield
 
 
 @contextmanager
@@ -328,12 +339,10 @@ def _rollups_built_after(conn: psycopg.Connection) -> Iterator[None]:
     The trigger shifts the rollups by each statement's rows, which it reads
     from a transition table: for a first load that is the whole file written
     aside once more and grouped, where one pass over the loaded table (with
-    its indexes rebuilt) does the same work once. Both happen in the
-    caller's transaction, and the load already holds the table exclusively.
+    its indexes rebuilt) does the same work once.
     """
-    conn.execute("ALTER TABLE tickets.inc DISABLE TRIGGER inc_rollup_insert")
-    yield
-    conn.execute("ALTER TABLE tickets.inc ENABLE TRIGGER inc_rollup_insert")
+    with _trigger_off(conn, "inc_rollup_insert"):
+        yield
     conn.execute("SELECT tickets.rebuild_rollups()")
 
 
