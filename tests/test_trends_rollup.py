@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ from fleettickets.settings import Settings
 from tests.crafted import EAT
 from tests.fix_clock import TEST_NOW
 from tests.migration_text import function_as_created
+from tests.test_history import function_calls
 from tests.test_trends import SAME, call, dashboard_metrics
 from tests.trend_stream import write_file
 
@@ -385,6 +387,50 @@ def test_any_statements_keep_the_rollups_equal_to_a_recompute(
     assert kept == fresh
     with psycopg.connect(module_db_url) as conn:
         assert conn.execute("SELECT count(*) FROM tickets.rollup_repairs").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("stray_credits", [False, True], ids=["empty credits", "credits without events"])
+def test_a_first_capture_credits_each_closure_to_its_own_team(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stray_credits: bool
+) -> None:
+    """A first load's capture writes the credits from its events, without the general sync.
+
+    A credit left without an event (by hand) is dropped: the rollup built by
+    the load counts that closure under the ticket's own team, as its event does.
+    """
+    monkeypatch.setattr("fleettickets.ingest.capture", lambda conn, now: None)
+    day = TODAY - timedelta(days=3)
+    if stray_credits:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO tickets.closure_credit VALUES ('C2', 'Ghost 7'), ('X9', 'Nobody')")
+    closed = [
+        row("C1", f"{day} 05:00:00", f"{day} 06:00:00"),
+        row("C2", f"{day} 04:00:00", f"{day} 06:10:00", team=" West 2 "),
+        row("C3", f"{day} 03:00:00", f"{day} 06:20:00", team=""),
+        row("C4", f"{day} 02:00:00", f"{day} 06:30:00", team="East 1", cluster="Umoja"),
+    ]
+    ingest(
+        db_url,
+        [
+            write_file(
+                tmp_path,
+                datetime(day.year, day.month, day.day, 7, tzinfo=EAT),
+                [*closed, row("O1", f"{day} 05:30:00", None)],
+            )
+        ],
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("SET track_functions = 'all'")
+        with conn.transaction():
+            first_loads = function_calls(conn, "tickets.first_load_closures(timestamptz)")
+            syncs = function_calls(conn, "tickets.sync_closure_credit(text[])")
+            captured = history.capture(conn, now=TEST_NOW)
+            assert function_calls(conn, "tickets.first_load_closures(timestamptz)") == first_loads + 1
+            assert function_calls(conn, "tickets.sync_closure_credit(text[])") == syncs
+        credits = conn.execute(CREDIT).fetchall()
+    assert captured.closures_added == len(closed)
+    assert credits == [("C1", "East 1"), ("C2", "West 2"), ("C3", None), ("C4", "East 1")]
+    assert_exact(db_url)
 
 
 def test_a_rollup_out_of_step_is_recomputed_and_recorded(db_url: str, tmp_path: Path) -> None:
