@@ -1,5 +1,5 @@
 -- tickets.inc: table, as the database holds it after every migration.
--- Created in migrations/01_tickets_schema.sql; changed since in 03, 04, 05, 06, 07, 09, 11, 17, 23, 32, 37, 39.
+-- Created in migrations/01_tickets_schema.sql; changed since in 03, 04, 05, 06, 07, 09, 11, 17, 23, 32, 37, 39, 46.
 -- Trigger tickets.inc_resolve_geometry_insert: created in migrations/01_tickets_schema.sql.
 -- Trigger tickets.inc_resolve_geometry_update: created in migrations/01_tickets_schema.sql.
 -- Trigger tickets.inc_rollup_delete: created in migrations/37_trends_daily_rollup.sql.
@@ -51,7 +51,6 @@ COMMENT ON COLUMN tickets.inc.source_file_ts IS 'Timestamp of the newest change 
 CREATE INDEX inc_clock_cover_idx ON tickets.inc USING btree (COALESCE(created_at_service, first_seen_at)) INCLUDE (created_at_service, first_seen_at, cluster, normalized_status);
 CREATE INDEX inc_closed_cover_idx ON tickets.inc USING btree (closed_at) INCLUDE (is_actionable, cluster, normalized_status, owner, assigned_team, mttr, sla_status, created_at_service, first_seen_at, latitude, ticket_id, longitude, region, location_name, geo_source);
 CREATE INDEX inc_cluster_closed_at_idx ON tickets.inc USING btree (lower(cluster), closed_at);
-CREATE INDEX inc_cluster_idx ON tickets.inc USING btree (lower(cluster));
 CREATE INDEX inc_geog_idx ON tickets.inc USING gist (geog);
 CREATE INDEX inc_open_cluster_geog_idx ON tickets.inc USING gist (lower(cluster), geog) WHERE is_actionable;
 CREATE INDEX inc_open_cover_idx ON tickets.inc USING btree (COALESCE(created_at_service, first_seen_at)) INCLUDE (ticket_id, created_at_service, first_seen_at, normalized_status, cluster, owner, assigned_team, region, location_name, latitude, longitude, geo_source) WHERE is_actionable;
