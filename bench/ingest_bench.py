@@ -20,7 +20,7 @@ fresh database with every migration, writes the sample CSVs, and prints:
   autovacuum does within a minute of a load) and checkpointed; and each timed
   run after it starts from a checkpoint (production checkpoints every few
   minutes), so no run pays for the writes of the one before it;
-- a 2,000-row delta stamped now, and a run with nothing new: the run's own
+- a 2,000-row delta stamped a minute ago, and a run with nothing new: the run's own
   time (what `ingest --json` reports as seconds, from connecting to the end)
   and its wall time (process start and imports included);
 - the same two on a second database of --small-rows tickets (default 25,000,
@@ -197,8 +197,10 @@ def main() -> None:
     admin_url, datadir = server_url(workdir)
     try:
         # The baseline two days before the delta, the delta --days-back days
-        # ago, the small delta now: each run's history work is its own.
-        today = clock.now().astimezone(EAT).replace(hour=6, minute=0, second=0, microsecond=0, tzinfo=None)
+        # ago, the small delta a minute ago: each run's history work is its
+        # own. Never later than now: a version stamped after a capture keeps
+        # that capture's day open, and the next run recounts it whole.
+        today = clock.now().astimezone(EAT).replace(second=0, microsecond=0, tzinfo=None) - timedelta(minutes=1)
         at = today - timedelta(days=args.days_back)
         start = at - timedelta(days=2)
         baseline = workdir / file_name(start)
